@@ -1,0 +1,200 @@
+"""The HTTP plumbing both clients share: one session, timeouts, and turning failures into typed errors."""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import requests
+
+from . import _version
+from .errors import (
+    APIError,
+    AuthenticationError,
+    RateLimitedError,
+    ResponseFormatError,
+    TaskNotFoundError,
+    TransportError,
+)
+from .redact import redact_text
+
+__all__ = ["DEFAULT_TIMEOUT", "HttpClient", "Reply", "USER_AGENT", "classify_error", "parse_retry_after"]
+
+USER_AGENT = f"export-widgets/{_version.__version__} python-requests/{requests.__version__}"
+#: (connect, read) seconds. Status calls are small: a minute-long read means something is wrong.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+_AUTH_CODES = frozenset({
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestExpired", "InvalidHTTPAuthHeader",
+    "OptInRequired", "APIGW.0301", "APIGW.0101", "APIG.0301", "APIG.0101",
+    "ModelArts.4504", "ModelArts.5001", "ModelArts.5002", "ModelArts.6620", "ModelArts.0112", "ModelArts.4336",
+})
+_NOT_FOUND_CODES = frozenset({
+    "ModelArts.4359", "ModelArts.4352", "ModelArts.4338", "ModelArts.6623", "ModelArts.0015",
+    "NotFound", "ResourceNotFound", "TaskNotFound", "DatasetNotFound",
+})
+_RATE_CODES = frozenset({
+    "APIG.0308", "ModelArts.4395", "ModelArts.6101", "QPSLimitReached", "RPMLimitReached", "ServerHighLoad",
+    "RequestLimitReached", "TooManyRequests",
+})
+_TAGS = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A decoded HTTP answer: status, headers and the JSON body (None when it is not JSON)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    text: str
+    elapsed: float
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment is None:
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    return max(0.0, min(seconds, 3600.0)) if seconds == seconds else None  # NaN guard
+
+
+def classify_error(
+    *,
+    provider: str,
+    operation: str,
+    http_status: int | None,
+    code: str,
+    message: str,
+    request_id: str,
+    retry_after: float | None = None,
+) -> APIError:
+    """Build the most specific :class:`APIError` subclass for a vendor error."""
+    kwargs = dict(provider=provider, operation=operation, http_status=http_status, code=code,
+                  message=redact_text(message), request_id=request_id)
+    if http_status == 429 or code in _RATE_CODES:
+        return RateLimitedError(retry_after=retry_after, **kwargs)
+    if http_status in (401, 403) or code in _AUTH_CODES:
+        return AuthenticationError(**kwargs)
+    if http_status == 404 or code in _NOT_FOUND_CODES:
+        return TaskNotFoundError(**kwargs)
+    return APIError(**kwargs)
+
+
+def body_snippet(reply: Reply, limit: int = 160) -> str:
+    """A short, tag-free, one-line excerpt of a non-JSON body for error messages."""
+    text = " ".join(html.unescape(_TAGS.sub(" ", reply.text)).split())
+    kind = reply.headers.get("Content-Type", "unknown type").split(";")[0]
+    if not text:
+        return f"empty body ({kind})"
+    return f"non-JSON body ({kind}): {text[:limit]}{'…' if len(text) > limit else ''}"
+
+
+class HttpClient:
+    """Base of the provider clients: a ``requests.Session`` with a signing hook, timeouts and error mapping."""
+
+    provider = ""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: requests.auth.AuthBase | None,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        session: requests.Session | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self._session = session or requests.Session()
+        self._session.auth = auth
+        # Signed headers must go out unchanged, so keep the set small and fixed.
+        self._session.headers.clear()
+        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json",
+                                      **(default_headers or {})})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    @property
+    def session(self) -> requests.Session:
+        """The underlying session (one connection pool per client)."""
+        return self._session
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, operation: str, method: str, url: str, *, json_body: Any = None) -> Reply:
+        """Send one request; map transport failures to :class:`TransportError`. Does not judge the status."""
+        data = None
+        headers = {"Content-Type": "application/json"}
+        if json_body is not None:
+            data = json.dumps(json_body).encode("utf-8")
+        try:
+            response = self._session.request(method, url, data=data, headers=headers, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise self._transport_error(operation, f"timed out (timeout={self.timeout}s)", exc) from exc
+        except requests.ConnectionError as exc:
+            raise self._transport_error(operation, f"connection failed: {_reason(exc)}", exc) from exc
+        except requests.RequestException as exc:
+            raise self._transport_error(operation, f"request failed: {_reason(exc)}", exc) from exc
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        return Reply(response.status_code, response.headers, body, response.text,
+                     response.elapsed.total_seconds())
+
+    def _transport_error(self, operation: str, what: str, exc: BaseException) -> TransportError:
+        host = self.base_url.split("://", 1)[-1]
+        return TransportError(redact_text(f"{self._display_name()} {operation} to {host} {what}"),
+                              provider=self.provider, operation=operation)
+
+    def _display_name(self) -> str:
+        return {"modelarts": "ModelArts", "qianfan": "Qianfan"}.get(self.provider, self.provider)
+
+    def _format_error(self, operation: str, reply: Reply) -> ResponseFormatError:
+        return ResponseFormatError(provider=self.provider, operation=operation, http_status=reply.status,
+                                   code="", message=redact_text(body_snippet(reply)),
+                                   request_id=self._request_id(reply))
+
+    def _request_id(self, reply: Reply) -> str:  # overridden per provider
+        return ""
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, readable cause for a requests exception (urllib3's own text is long and nested)."""
+    text = " ".join(str(exc).split())
+    errno = re.search(r"\[Errno -?\d+\] [^'\")(]+", text)
+    if errno:
+        return errno.group(0).strip()
+    for marker in ("Connection reset by peer", "Connection aborted", "RemoteDisconnected", "IncompleteRead",
+                   "Connection broken", "Read timed out"):
+        if marker in text:
+            return marker
+    return f"{type(exc).__name__}: {text[:150]}"
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
