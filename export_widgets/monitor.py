@@ -1,0 +1,462 @@
+"""Background monitoring of export tasks: :func:`watch`, :class:`ExportMonitor` and :class:`MonitorGroup`.
+
+A monitor is UI-free: it polls through the shared :class:`~export_widgets.poller.Poller`, records every poll
+in a :class:`~export_widgets.history.History` (failed ones too), and tells subscribers. Widgets, the magic
+and the CLI are just subscribers. Errors never escape the polling thread: transient ones back off and go on,
+permanent ones end the monitor with the error kept in :attr:`ExportMonitor.error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    ExportWidgetsError,
+    RateLimitedError,
+    ResponseFormatError,
+    TaskNotFoundError,
+    TransportError,
+)
+from .figures import Figures, compute_figures
+from .history import History, Outcome
+from .models import ExportTask
+from .poller import Poller, default_poller
+from .redact import redact_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Backoff", "ExportMonitor", "MonitorGroup", "MonitorStatus", "watch", "watch_many"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 2.0
+MAX_INTERVAL = 60.0
+DEFAULT_STALL_AFTER = 300.0
+
+
+class MonitorStatus:
+    """Why a monitor is (not) polling: ``running`` until it ends as one of the others."""
+
+    RUNNING = "running"
+    FINISHED = "finished"  # the task reached a terminal state
+    TIMED_OUT = "timed_out"
+    STOPPED = "stopped"
+    ERROR = "error"  # a permanent error ended it; see ExportMonitor.error
+
+
+@dataclass
+class Backoff:
+    """Poll spacing: a floor that grows while nothing changes, and exponential backoff on errors.
+
+    Every delay gets ±``jitter`` so many monitors started together spread out; none is ever below the floor,
+    and a server's ``Retry-After`` is always honoured.
+    """
+
+    floor: float = DEFAULT_INTERVAL
+    cap: float = MAX_INTERVAL
+    growth: float = 1.5
+    jitter: float = 0.2
+    error_base: float = 2.0
+
+    def after_change(self) -> float:
+        """Something moved: poll again at the floor."""
+        return self.floor
+
+    def after_unchanged(self, previous: float) -> float:
+        """Nothing moved: stretch the interval, up to the cap."""
+        return min(self.cap, max(self.floor, previous * self.growth))
+
+    def after_error(self, consecutive: int, retry_after: float | None = None) -> float:
+        """The ``consecutive``-th failure in a row: double each time from ``error_base``, up to the cap."""
+        delay = min(self.cap, max(self.floor, self.error_base * 2 ** max(0, consecutive - 1)))
+        return max(delay, retry_after or 0.0)
+
+    def jittered(self, delay: float, rng: random.Random) -> float:
+        """``delay`` ± jitter, never under the floor."""
+        return max(self.floor, delay * (1.0 + rng.uniform(-self.jitter, self.jitter)))
+
+
+def _outcome_of(error: BaseException) -> tuple[int, bool]:
+    """(history outcome, permanent?) for an error raised by a client call."""
+    if isinstance(error, RateLimitedError):
+        return Outcome.RATE_LIMITED, False
+    if isinstance(error, TransportError):
+        return Outcome.TRANSPORT, False
+    if isinstance(error, ResponseFormatError):
+        return Outcome.BAD_RESPONSE, False
+    if isinstance(error, AuthenticationError):
+        return Outcome.AUTH, True
+    if isinstance(error, TaskNotFoundError):
+        return Outcome.NOT_FOUND, True
+    if isinstance(error, APIError):
+        return (Outcome.SERVER_ERROR, False) if error.transient else (Outcome.API_ERROR, True)
+    if isinstance(error, ConfigError):
+        return Outcome.CONFIG, True
+    return Outcome.INTERNAL, True
+
+
+def _change_key(task: ExportTask) -> tuple[Any, ...]:
+    return (task.state, task.raw_status, task.progress, task.finished_samples, task.total_samples,
+            task.error_code, task.size_mb)
+
+
+class ExportMonitor:
+    """Polls one export task in the background until it ends.
+
+    Parameters
+    ----------
+    client : ModelArtsClient or QianfanClient
+        Any object with ``provider`` and ``get_export_task``.
+    task_id : str
+    dataset_id : str, optional
+        Required for ModelArts.
+    interval : float, optional
+        Poll floor in seconds (default 2). The interval grows while nothing changes, up to ``max_interval``.
+    timeout : float, optional
+        Stop polling after this many seconds (status ``timed_out``).
+    stall_after : float
+        Seconds without progress while RUNNING after which :attr:`figures` reports a stall.
+    poller : Poller, optional
+        The scheduler to use; monitors share the process-wide one by default.
+    start : bool
+        Start polling now. With ``start=False`` drive it with :meth:`poll_once` (tests do).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        task_id: str,
+        dataset_id: str | None = None,
+        *,
+        interval: float | None = None,
+        max_interval: float = MAX_INTERVAL,
+        timeout: float | None = None,
+        stall_after: float = DEFAULT_STALL_AFTER,
+        poller: Poller | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        start: bool = True,
+    ) -> None:
+        provider = getattr(client, "provider", "")
+        if provider == "modelarts" and not dataset_id:
+            raise ConfigError("ModelArts tasks need dataset_id= (the dataset the export belongs to)")
+        floor = DEFAULT_INTERVAL if interval is None else float(interval)
+        if not floor > 0:
+            raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
+        if timeout is not None and not float(timeout) > 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not float(stall_after) > 0:
+            raise ConfigError(f"stall_after must be a positive number of seconds, got {stall_after!r}")
+        self.client = client
+        self.provider = provider
+        self.task_id = task_id
+        self.dataset_id = dataset_id
+        self.timeout = None if timeout is None else float(timeout)
+        self.stall_after = float(stall_after)
+        self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
+        self.history = History(provider, task_id)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._poller = poller
+        self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
+        self._finished = threading.Event()
+        self._latest: ExportTask | None = None
+        self._error: ExportWidgetsError | None = None
+        self._last_poll_error: str | None = None
+        self._status = MonitorStatus.RUNNING
+        self._consecutive_errors = 0
+        self._interval = floor
+        self._started_at = clock()
+        self._change_callbacks: list[Callable[[ExportTask], None]] = []
+        self._update_callbacks: list[Callable[[ExportMonitor], None]] = []
+        if start:
+            self._scheduler().schedule(self, 0.0)
+
+    # -- public state -----------------------------------------------------------------------------------
+
+    @property
+    def latest(self) -> ExportTask | None:
+        """The newest task state (None before the first successful answer)."""
+        return self._latest
+
+    @property
+    def done(self) -> bool:
+        """True once terminal, timed out, stopped, or ended by a permanent error."""
+        return self._finished.is_set()
+
+    @property
+    def status(self) -> str:
+        """One of :class:`MonitorStatus`."""
+        return self._status
+
+    @property
+    def error(self) -> ExportWidgetsError | None:
+        """The permanent error that ended the monitor, if any."""
+        return self._error
+
+    @property
+    def last_poll_error(self) -> str | None:
+        """One-line message of the most recent failed poll (cleared by the next good one)."""
+        return self._last_poll_error
+
+    @property
+    def started_at(self) -> float:
+        """Epoch seconds when the monitor was created."""
+        return self._started_at
+
+    @property
+    def provider_label(self) -> str:
+        """``ModelArts`` or ``Qianfan``."""
+        return {"modelarts": "ModelArts", "qianfan": "Qianfan"}.get(self.provider, self.provider)
+
+    def figures(self, now: float | None = None) -> Figures:
+        """Elapsed time, rate, ETA and stall, derived from this monitor's history."""
+        cols = self.history.snapshot()
+        return compute_figures(self._latest, cols["polled_at"], cols["progress"],  # type: ignore[arg-type]
+                               now=self._clock() if now is None else now,
+                               first_poll=cols["polled_at"][0] if len(cols["polled_at"]) else None,  # type: ignore[index, arg-type]
+                               stall_after=self.stall_after)
+
+    def history_frame(self, tz: str = "UTC") -> "pd.DataFrame":
+        """Every poll as a DataFrame (see :func:`export_widgets.frames.history`)."""
+        from . import frames
+
+        return frames.history(self, tz=tz)
+
+    # -- control ----------------------------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[ExportTask], None]) -> Callable[[ExportTask], None]:
+        """Call ``callback(task)`` (from the polling thread) when state, progress or counts change."""
+        self._change_callbacks.append(callback)
+        return callback
+
+    def on_update(self, callback: Callable[["ExportMonitor"], None]) -> Callable[["ExportMonitor"], None]:
+        """Call ``callback(monitor)`` after every poll and once when the monitor ends."""
+        self._update_callbacks.append(callback)
+        return callback
+
+    def refresh(self) -> None:
+        """Poll as soon as possible (the "Refresh now" button)."""
+        if not self.done:
+            self._scheduler().schedule(self, 0.0)
+
+    def stop(self) -> None:
+        """Stop polling. Returns at once; an answer already on its way is still recorded."""
+        self._scheduler().cancel(self)
+        self._finish(MonitorStatus.STOPPED)
+
+    def wait(self, timeout: float | None = None) -> ExportTask | None:
+        """Block until the monitor ends (or ``timeout`` seconds pass) and return :attr:`latest`.
+
+        Ctrl-C stops the *waiting*, not the kernel: the monitor keeps polling in the background.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._finished.is_set():
+                remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+                if remaining <= 0:
+                    break
+                self._finished.wait(remaining)
+        except KeyboardInterrupt:
+            print(f"Stopped waiting for {self.task_id}; the monitor keeps polling (call .stop() to end it).",
+                  file=sys.stderr)
+        return self._latest
+
+    # -- polling ----------------------------------------------------------------------------------------
+
+    def run(self) -> float | None:
+        """Poller entry point: one poll, then the delay to the next (None when finished)."""
+        if not self._poll_lock.acquire(blocking=False):
+            return None  # already polling; that run schedules the next one
+        try:
+            delay = self.poll_once()
+        finally:
+            self._poll_lock.release()
+        return None if self.done else delay  # stop() may have come while the request was in flight
+
+    def poll_once(self) -> float | None:
+        """Fetch the task once, record it, notify, and return the seconds until the next poll (or None)."""
+        if self.done:
+            return None
+        now = self._clock()
+        if self._timed_out(now):
+            self._finish(MonitorStatus.TIMED_OUT)
+            return None
+        started = time.perf_counter()
+        try:
+            task = self._fetch()
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none escapes the thread
+            return self._after_error(now, time.perf_counter() - started, exc)
+        return self._after_answer(now, time.perf_counter() - started, task)
+
+    def _fetch(self) -> ExportTask:
+        if self.provider == "modelarts":
+            return self.client.get_export_task(self.dataset_id, self.task_id)
+        return self.client.get_export_task(self.task_id)
+
+    def _after_answer(self, now: float, latency: float, task: ExportTask) -> float | None:
+        self.history.record_task(now, latency, task)
+        previous, self._latest = self._latest, task
+        self._consecutive_errors = 0
+        self._last_poll_error = None
+        changed = previous is None or _change_key(previous) != _change_key(task)
+        if changed:
+            self._notify_change(task)
+        if task.is_terminal:
+            self._finish(MonitorStatus.FINISHED)
+            return None
+        self._interval = self.backoff.after_change() if changed else self.backoff.after_unchanged(self._interval)
+        self._notify_update()
+        return self._next_delay(now, self._interval)
+
+    def _after_error(self, now: float, latency: float, exc: BaseException) -> float | None:
+        outcome, permanent = _outcome_of(exc)
+        message = redact_text(" ".join(str(exc).split())) or type(exc).__name__
+        if outcome == Outcome.INTERNAL:
+            log.error("export_widgets: unexpected error polling %s", self.task_id, exc_info=exc)
+            message = f"internal error ({type(exc).__name__}): {message}"
+        answered = isinstance(exc, APIError)
+        self.history.record_error(now, latency if answered else None, outcome, getattr(exc, "code", None), message)
+        self._last_poll_error = message
+        if permanent:
+            self._error = exc if isinstance(exc, ExportWidgetsError) else ExportWidgetsError(message)
+            self._finish(MonitorStatus.ERROR)
+            return None
+        self._consecutive_errors += 1
+        retry_after = getattr(exc, "retry_after", None)
+        delay = self.backoff.after_error(self._consecutive_errors, retry_after)
+        self._notify_update()
+        return self._next_delay(now, delay, at_least=retry_after)
+
+    def _next_delay(self, now: float, delay: float, at_least: float | None = None) -> float:
+        delay = self.backoff.jittered(delay, self._rng)
+        if at_least:
+            delay = max(delay, at_least)
+        if self.timeout is not None:  # wake up at the deadline to end on time
+            delay = min(delay, max(0.0, self._started_at + self.timeout - now))
+        return delay
+
+    def _timed_out(self, now: float) -> bool:
+        return self.timeout is not None and now - self._started_at >= self.timeout
+
+    def _finish(self, status: str) -> None:
+        with self._lock:
+            if self._finished.is_set():
+                return
+            self._status = status
+            self._finished.set()
+        self._notify_update()
+
+    def _notify_change(self, task: ExportTask) -> None:
+        for callback in list(self._change_callbacks):
+            _safely(callback, task)
+
+    def _notify_update(self) -> None:
+        for callback in list(self._update_callbacks):
+            _safely(callback, self)
+
+    def _scheduler(self) -> Poller:
+        if self._poller is None:
+            self._poller = default_poller()
+        return self._poller
+
+    def __repr__(self) -> str:
+        task = self._latest
+        what = f"{task.state.value} {task.progress:.0f}%" if task and task.progress is not None else \
+            (task.state.value if task else "no answer yet")
+        return f"<ExportMonitor {self.provider}:{self.task_id} {self._status}, {what}, {len(self.history)} polls>"
+
+
+def _safely(callback: Callable[[Any], None], arg: Any) -> None:
+    try:
+        callback(arg)
+    except Exception:  # a display bug must not stop the polling
+        log.exception("export_widgets: callback %r failed", callback)
+
+
+class MonitorGroup:
+    """Several monitors watched as one (a dashboard's engine). They share the poller and its budget."""
+
+    def __init__(self, monitors: Iterable[ExportMonitor]) -> None:
+        self.monitors: list[ExportMonitor] = list(monitors)
+
+    def __len__(self) -> int:
+        return len(self.monitors)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.monitors)
+
+    def __getitem__(self, index: int) -> ExportMonitor:
+        return self.monitors[index]
+
+    @property
+    def done(self) -> bool:
+        """True when every monitor has ended."""
+        return all(m.done for m in self.monitors)
+
+    @property
+    def latest(self) -> list[ExportTask | None]:
+        """The newest state of each task, in order."""
+        return [m.latest for m in self.monitors]
+
+    def on_update(self, callback: Callable[[ExportMonitor], None]) -> None:
+        """Subscribe ``callback(monitor)`` to every member."""
+        for monitor in self.monitors:
+            monitor.on_update(callback)
+
+    def stop(self) -> None:
+        """Stop every member."""
+        for monitor in self.monitors:
+            monitor.stop()
+
+    def wait(self, timeout: float | None = None) -> list[ExportTask | None]:
+        """Block until all end (or ``timeout``); Ctrl-C stops waiting only."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for monitor in self.monitors:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            monitor.wait(remaining)
+        return self.latest
+
+    def history_frame(self, tz: str = "UTC") -> "pd.DataFrame":
+        """All members' polls in one DataFrame."""
+        from . import frames
+
+        return frames.history(self, tz=tz)
+
+    def summary(self) -> "pd.DataFrame":
+        """One row per task with derived figures (see :func:`export_widgets.frames.dashboard`)."""
+        from . import frames
+
+        return frames.dashboard(self)
+
+    def __repr__(self) -> str:
+        ended = sum(m.done for m in self.monitors)
+        return f"<MonitorGroup {len(self.monitors)} tasks, {ended} ended>"
+
+
+def watch(client: Any, task_id: str, dataset_id: str | None = None, interval: float | None = None,
+          timeout: float | None = None, **options: Any) -> ExportMonitor:
+    """Start monitoring one export task in the background and return its :class:`ExportMonitor` at once."""
+    return ExportMonitor(client, task_id, dataset_id, interval=interval, timeout=timeout, **options)
+
+
+def watch_many(targets: Sequence[tuple[Any, str] | tuple[Any, str, str | None]], interval: float | None = None,
+               timeout: float | None = None, **options: Any) -> MonitorGroup:
+    """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``."""
+    monitors = []
+    for target in targets:
+        client, task_id, *rest = target
+        monitors.append(ExportMonitor(client, task_id, rest[0] if rest else None, interval=interval,
+                                      timeout=timeout, **options))
+    return MonitorGroup(monitors)
