@@ -18,6 +18,7 @@ from .errors import (
     TransportError,
 )
 from .models import ExportParams, ExportTask, SearchCondition, TaskState
+from .monitor import ExportMonitor, MonitorGroup, watch, watch_many
 from .providers import ModelArtsClient, QianfanClient
 
 __all__ = [
@@ -26,8 +27,10 @@ __all__ = [
     "ConfigError",
     "ExportParams",
     "ExportTask",
+    "ExportMonitor",
     "ExportWidgetsError",
     "ModelArtsClient",
+    "MonitorGroup",
     "QianfanClient",
     "RateLimitedError",
     "ResponseFormatError",
@@ -36,4 +39,20 @@ __all__ = [
     "TaskState",
     "TransportError",
     "__version__",
+    "watch",
+    "watch_many",
 ]
+
+
+def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%load_ext export_widgets``: registers ``%export_status`` (IPython is imported only now)."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%unload_ext export_widgets``."""
+    from .magic import unload_ipython_extension as unload
+
+    unload(ipython)

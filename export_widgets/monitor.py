@@ -246,6 +246,11 @@ class ExportMonitor:
         self._update_callbacks.append(callback)
         return callback
 
+    def start(self, delay: float = 0.0) -> None:
+        """Begin background polling after ``delay`` seconds (for monitors made with ``start=False``)."""
+        if not self.done:
+            self._scheduler().schedule(self, delay)
+
     def refresh(self) -> None:
         """Poll as soon as possible (the "Refresh now" button)."""
         if not self.done:
@@ -256,10 +261,11 @@ class ExportMonitor:
         self._scheduler().cancel(self)
         self._finish(MonitorStatus.STOPPED)
 
-    def wait(self, timeout: float | None = None) -> ExportTask | None:
+    def wait(self, timeout: float | None = None, *, stop_on_interrupt: bool = False) -> ExportTask | None:
         """Block until the monitor ends (or ``timeout`` seconds pass) and return :attr:`latest`.
 
-        Ctrl-C stops the *waiting*, not the kernel: the monitor keeps polling in the background.
+        Ctrl-C stops the *waiting*, not the kernel: the monitor keeps polling in the background, unless
+        ``stop_on_interrupt`` (then it stops too).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -269,8 +275,12 @@ class ExportMonitor:
                     break
                 self._finished.wait(remaining)
         except KeyboardInterrupt:
-            print(f"Stopped waiting for {self.task_id}; the monitor keeps polling (call .stop() to end it).",
-                  file=sys.stderr)
+            if stop_on_interrupt:
+                self.stop()
+                print(f"Interrupted: stopped watching {self.task_id} (the export itself goes on).", file=sys.stderr)
+            else:
+                print(f"Stopped waiting for {self.task_id}; the monitor keeps polling (call .stop() to end it).",
+                      file=sys.stderr)
         return self._latest
 
     # -- polling ----------------------------------------------------------------------------------------
@@ -420,12 +430,22 @@ class MonitorGroup:
         for monitor in self.monitors:
             monitor.stop()
 
-    def wait(self, timeout: float | None = None) -> list[ExportTask | None]:
-        """Block until all end (or ``timeout``); Ctrl-C stops waiting only."""
+    def wait(self, timeout: float | None = None, *, stop_on_interrupt: bool = False) -> list[ExportTask | None]:
+        """Block until all end (or ``timeout``); Ctrl-C stops waiting (and polling, if ``stop_on_interrupt``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for monitor in self.monitors:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            monitor.wait(remaining)
+        try:
+            while not self.done:
+                remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+                if remaining <= 0:
+                    break
+                pending = [m for m in self.monitors if not m.done]
+                if pending:
+                    pending[0]._finished.wait(remaining)
+        except KeyboardInterrupt:
+            if stop_on_interrupt:
+                self.stop()
+            print("Interrupted: " + ("stopped watching" if stop_on_interrupt else "stopped waiting; still polling"),
+                  file=sys.stderr)
         return self.latest
 
     def history_frame(self, tz: str = "UTC") -> "pd.DataFrame":

@@ -1,0 +1,247 @@
+"""Pure formatters: a task (and its figures) as a text line, an HTML card, a sparkline, a text table.
+
+Everything user-controlled (task ids, paths, error messages) is HTML-escaped here, once, and every URL
+goes through :func:`~export_widgets.redact.redact_url`; widgets, snapshots and the CLI only call these.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .figures import Figures
+from .models import ExportTask, TaskState
+from .redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    from .monitor import ExportMonitor
+
+__all__ = [
+    "bar_style",
+    "format_duration",
+    "progress_text",
+    "snapshot_html",
+    "snapshot_text",
+    "sparkline_svg",
+    "stats_text",
+    "status_line",
+    "text_table",
+]
+
+PROVIDER_LABELS = {"modelarts": "ModelArts", "qianfan": "Qianfan"}
+_BAR_STYLES = {
+    TaskState.PENDING: "info", TaskState.RUNNING: "info", TaskState.SUCCEEDED: "success",
+    TaskState.FAILED: "danger", TaskState.STOPPED: "warning", TaskState.UNKNOWN: "",
+}
+_COLOURS = {"info": "#2196f3", "success": "#4caf50", "danger": "#f44336", "warning": "#ff9800", "": "#9e9e9e"}
+_TEXT_BAR_WIDTH = 20
+
+
+def esc(value: object) -> str:
+    """HTML-escape any value (None as an empty string), after masking secrets in it."""
+    return "" if value is None else html.escape(redact_text(str(value)), quote=True)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1h 02m``, ``3m 05s``, ``12s``; ``–`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def bar_style(task: ExportTask | None, figures: Figures | None = None, failed: bool = False) -> str:
+    """ipywidgets ``bar_style`` for a task: info while running, success, danger, warning for stall/stop."""
+    if failed or (task is not None and task.state is TaskState.FAILED):
+        return "danger"
+    if task is None:
+        return "info"
+    if figures is not None and figures.stalled:
+        return "warning"
+    return _BAR_STYLES[task.state]
+
+
+def progress_text(task: ExportTask | None) -> str:
+    """``420 / 1,000 samples`` (or the total alone, or nothing)."""
+    if task is None:
+        return ""
+    if task.finished_samples is not None and task.total_samples is not None:
+        return f"{task.finished_samples:,} / {task.total_samples:,} samples"
+    if task.total_samples is not None:
+        return f"{task.total_samples:,} samples"
+    return ""
+
+
+def _percent(task: ExportTask | None) -> str:
+    return f"{task.progress:.1f}%" if task is not None and task.progress is not None else "–%"
+
+
+def stats_text(task: ExportTask | None, figures: Figures, *, last_update: float | None = None,
+               last_error: str | None = None) -> list[str]:
+    """The pieces of the stats line, in display order (each already plain text, not escaped)."""
+    parts = [_percent(task)]
+    counts = progress_text(task)
+    if counts:
+        parts.append(counts)
+    parts.append(f"elapsed {format_duration(figures.elapsed_s)}")
+    if figures.rate_samples_per_s is not None:
+        parts.append(f"{figures.rate_samples_per_s:,.1f} samples/s")
+    elif figures.rate_pct_per_s is not None:
+        parts.append(f"{figures.rate_pct_per_s:.2f} %/s")
+    if task is not None and not task.is_terminal:
+        parts.append(f"ETA {format_duration(figures.eta_s)}")
+    if figures.stalled:
+        parts.append(f"stalled for {format_duration(figures.unchanged_for_s)}")
+    if last_update is not None:
+        parts.append(f"updated {datetime.fromtimestamp(last_update).strftime('%H:%M:%S')}")
+    if last_error:
+        parts.append(f"last poll failed: {redact_text(last_error)}")
+    return parts
+
+
+def _text_bar(progress: float | None) -> str:
+    if progress is None:
+        return "|" + " " * _TEXT_BAR_WIDTH + "|"
+    filled = int(round(progress / 100.0 * _TEXT_BAR_WIDTH))
+    return "|" + "█" * filled + " " * (_TEXT_BAR_WIDTH - filled) + "|"
+
+
+def status_line(provider: str, task_id: str, task: ExportTask | None, figures: Figures,
+                monitor_status: str = "running", last_error: str | None = None) -> str:
+    """One terminal line, tqdm style: ``ModelArts T1 RUNNING 42.0% |████    | 420 / 1,000 samples ...``."""
+    state = task.state.value if task is not None else "WAITING"
+    head = f"{PROVIDER_LABELS.get(provider, provider)} {task_id} {state}"
+    if monitor_status not in ("running", "finished"):
+        head += f" ({monitor_status.replace('_', ' ')})"
+    body = stats_text(task, figures, last_error=last_error)
+    line = f"{head} {body[0]} {_text_bar(task.progress if task else None)} " + "  ".join(body[1:])
+    if task is not None and task.state is TaskState.FAILED and (task.error_code or task.error_message):
+        line += f"  error {task.error_code or ''} {task.error_message or ''}".rstrip()
+    return redact_text(" ".join(line.split()))
+
+
+def sparkline_svg(times: Sequence[float], progress: Sequence[float], *, width: int = 240, height: int = 48,
+                  colour: str = _COLOURS["info"]) -> str:
+    """Progress over time as a small inline SVG (no dependency; renders anywhere HTML does)."""
+    points = [(t, p) for t, p in zip(times, progress) if not math.isnan(p)]
+    frame = (f'<svg class="ew-sparkline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="progress over time">'
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="none" stroke="#ddd"/>')
+    if len(points) < 2:
+        return frame + "</svg>"
+    t0, t1 = points[0][0], points[-1][0]
+    span = (t1 - t0) or 1.0
+    coords = " ".join(f"{(t - t0) / span * (width - 4) + 2:.1f},{height - 2 - p / 100.0 * (height - 4):.1f}"
+                      for t, p in points)
+    return frame + f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/></svg>'
+
+
+def bar_html(progress: float | None, style: str) -> str:
+    """A static progress bar (plain HTML, for snapshots)."""
+    width = 0.0 if progress is None else max(0.0, min(100.0, progress))
+    colour = _COLOURS.get(style, _COLOURS[""])
+    return (f'<div class="ew-bar" style="background:#eee;border-radius:3px;height:14px;width:100%;max-width:480px">'
+            f'<div class="ew-bar-fill ew-{style or "none"}" data-progress="{width:.1f}" '
+            f'style="background:{colour};height:14px;border-radius:3px;width:{width:.1f}%"></div></div>')
+
+
+def header_html(provider: str, task_id: str, task: ExportTask | None, style: str) -> str:
+    """Provider, task id and a coloured state badge."""
+    state = task.state.value if task is not None else "WAITING"
+    colour = _COLOURS.get(style, _COLOURS[""])
+    raw = f' <span style="color:#777">({esc(task.raw_status)})</span>' \
+        if task is not None and task.raw_status and task.raw_status != state else ""
+    return (f'<div class="ew-header"><b>{esc(PROVIDER_LABELS.get(provider, provider))}</b> export '
+            f'<code class="ew-task-id">{esc(task_id)}</code> '
+            f'<span class="ew-state ew-state-{state.lower()}" style="background:{colour};color:white;'
+            f'padding:1px 6px;border-radius:8px;font-size:90%">{esc(state)}</span>{raw}</div>')
+
+
+def details_html(task: ExportTask | None) -> str:
+    """Destination, size, download link (redacted) and error of a task, as a small definition list."""
+    if task is None:
+        return ""
+    rows = []
+    if task.destination:
+        rows.append(("destination", esc(task.destination)))
+    if task.size_mb is not None:
+        rows.append(("size", f"{task.size_mb:,.2f} MB"))
+    if task.download_url:
+        rows.append(("download", f'<code>{esc(redact_url(task.download_url))}</code> '
+                                 '<span style="color:#777">(signed link hidden; use task.download_url)</span>'))
+    if task.error_code or task.error_message:
+        rows.append(("error", f'<span class="ew-error">{esc(task.error_code)} {esc(task.error_message)}</span>'))
+    return "".join(f'<div><span style="color:#777">{name}:</span> {value}</div>' for name, value in rows)
+
+
+def snapshot_html(monitor: "ExportMonitor", *, filters_html: str = "", history_html: str = "") -> str:
+    """The static end-of-watch card: what nbviewer, GitHub and a reopened notebook show."""
+    task = monitor.latest
+    figures = monitor.figures()
+    failed = monitor.error is not None
+    style = bar_style(task, figures, failed=failed)
+    cols = monitor.history.snapshot()
+    stats = stats_text(task, figures, last_error=monitor.last_poll_error)
+    ended = {"finished": "", "timed_out": "watch timed out", "stopped": "watch stopped",
+             "error": "watch ended by an error", "running": "still running"}.get(monitor.status, monitor.status)
+    parts = [
+        f'<div class="ew-snapshot" data-state="{esc(task.state.value if task else "")}" '
+        f'data-monitor-status="{esc(monitor.status)}" style="font-family:sans-serif;font-size:13px">',
+        header_html(monitor.provider, monitor.task_id, task, style),
+        bar_html(task.progress if task else None, style),
+        f'<div class="ew-stats">{esc(" · ".join(stats))}</div>',
+        f'<div class="ew-ended" style="color:#777">{esc(ended)}</div>' if ended else "",
+        details_html(task),
+        f'<div class="ew-error">{esc(monitor.error)}</div>' if monitor.error else "",
+        sparkline_svg(cols["polled_at"], cols["progress"],  # type: ignore[arg-type]
+                      colour=_COLOURS.get(style, _COLOURS[""])),
+        f'<div style="color:#777">{len(monitor.history)} polls</div>',
+        filters_html,
+        history_html,
+        "</div>",
+    ]
+    return "".join(parts)
+
+
+def snapshot_text(monitor: "ExportMonitor") -> str:
+    """The plain-text twin of :func:`snapshot_html` (text/plain of the final output)."""
+    line = status_line(monitor.provider, monitor.task_id, monitor.latest, monitor.figures(), monitor.status,
+                       monitor.last_poll_error)
+    if monitor.error is not None:
+        line += f"\n{redact_text(str(monitor.error))}"
+    return line
+
+
+def text_table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
+    """A plain aligned text table (for the CLI and terminal IPython)."""
+    table = [[redact_text("" if cell is None else str(cell)) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in table]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    return "\n".join(lines)
+
+
+def task_rows(tasks: Iterable[ExportTask | None], ids: Sequence[str] | None = None) -> list[list[object]]:
+    """Rows for :func:`text_table`: id, state, progress, samples, destination, error."""
+    rows = []
+    for index, task in enumerate(tasks):
+        if task is None:
+            rows.append([ids[index] if ids else "?", "–", "–", "", "", ""])
+            continue
+        error = " ".join(x for x in (task.error_code, task.error_message) if x)
+        rows.append([task.task_id, task.state.value, _percent(task), progress_text(task),
+                     redact_url(task.destination) if task.destination and "://" in task.destination
+                     else (task.destination or ""), error])
+    return rows
+
+
+TASK_HEADERS = ("task_id", "state", "progress", "samples", "destination", "error")
