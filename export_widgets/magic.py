@@ -46,12 +46,13 @@ class ExportStatus(Magics, Configurable):
     timezone = Unicode("UTC", config=True, help="Time zone of datetime columns in the DataFrames shown.")
     max_rows = Int(50, config=True, help="Rows drawn at most in the multi-task dashboard.")
     short_errors = Bool(True, config=True, help="One-line errors (False shows the full traceback).")
+    simulator_speed = Float(1.0, config=True,
+                            help="Time compression of the embedded simulator's demo tasks (3 = three times faster).")
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._simulator: Any = None
-        self._simulator_context: Any = None
 
     # -- the magic --------------------------------------------------------------------------------------
 
@@ -171,17 +172,19 @@ class ExportStatus(Magics, Configurable):
     def _ensure_simulator(self) -> None:
         if self._simulator is not None:
             return
+        import dataclasses
+
         from . import simulator
 
-        self._simulator_context = simulator.serve()
-        self._simulator = self._simulator_context.__enter__()
+        scenario = dataclasses.replace(simulator.Scenario.demo(), speed=self.simulator_speed)
+        self._simulator = simulator.Simulator(scenario=scenario).start()
         print(f"Embedded simulator at {self._simulator.url} (no credentials needed)", file=sys.stderr)
 
     def close(self) -> None:
         """Stop the embedded simulator, if this magic started one."""
-        if self._simulator_context is not None:
-            self._simulator_context.__exit__(None, None, None)
-            self._simulator_context = self._simulator = None
+        if self._simulator is not None:
+            self._simulator.stop()
+            self._simulator = None
             self._clients = {k: v for k, v in self._clients.items() if k[0] != "simulator"}
 
     # -- modes ------------------------------------------------------------------------------------------

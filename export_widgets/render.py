@@ -121,11 +121,12 @@ def status_line(provider: str, task_id: str, task: ExportTask | None, figures: F
     head = f"{PROVIDER_LABELS.get(provider, provider)} {task_id} {state}"
     if monitor_status not in ("running", "finished"):
         head += f" ({monitor_status.replace('_', ' ')})"
-    body = stats_text(task, figures, last_error=last_error)
+    body = [" ".join(part.split()) for part in stats_text(task, figures, last_error=last_error)]
     line = f"{head} {body[0]} {_text_bar(task.progress if task else None)} " + "  ".join(body[1:])
     if task is not None and task.state is TaskState.FAILED and (task.error_code or task.error_message):
-        line += f"  error {task.error_code or ''} {task.error_message or ''}".rstrip()
-    return redact_text(" ".join(line.split()))
+        error = " ".join(f"{task.error_code or ''} {task.error_message or ''}".split())
+        line += f"  error {error}"
+    return redact_text(line.rstrip())
 
 
 def sparkline_svg(times: Sequence[float], progress: Sequence[float], *, width: int = 240, height: int = 48,
