@@ -38,6 +38,8 @@ class ENV:
     QIANFAN_SK = "QIANFAN_SECRET_KEY"
     QIANFAN_BASE_URL = "QIANFAN_CONSOLE_API_BASE_URL"
     QIANFAN_SIGN_EXPIRATION = "QIANFAN_IAM_SIGN_EXPIRATION_SEC"
+    #: This package's own: a ModelArts base URL (OTC, a proxy, the simulator) when no region is given.
+    MODELARTS_ENDPOINT = "EXPORT_WIDGETS_MODELARTS_ENDPOINT"
 
 
 QIANFAN_DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
@@ -104,14 +106,18 @@ def normalise_endpoint(url: str, what: str = "endpoint") -> str:
     return url.strip().rstrip("/")
 
 
-def modelarts_endpoint(endpoint: str | None, region: str | None) -> str:
-    """The ModelArts base URL from ``endpoint`` (wins) or ``region``."""
+def modelarts_endpoint(endpoint: str | None, region: str | None,
+                       environ: Mapping[str, str] | None = None) -> str:
+    """The ModelArts base URL: ``endpoint``, else ``region``, else env ``EXPORT_WIDGETS_MODELARTS_ENDPOINT``."""
     if endpoint:
         return normalise_endpoint(endpoint)
     if not region:
+        from_env = _env(environ).get(ENV.MODELARTS_ENDPOINT)
+        if from_env:
+            return normalise_endpoint(from_env, f"env {ENV.MODELARTS_ENDPOINT}")
         raise ConfigError(
             "ModelArtsClient needs region= (e.g. 'cn-north-4') or endpoint= "
-            f"(Open Telekom Cloud: endpoint='{OTC_MODELARTS_ENDPOINT}')"
+            f"(Open Telekom Cloud: endpoint='{OTC_MODELARTS_ENDPOINT}'), or env {ENV.MODELARTS_ENDPOINT}"
         )
     key = region.strip().lower()
     if key in MODELARTS_REGIONS:

@@ -44,7 +44,7 @@ def _row_state(monitor: ExportMonitor) -> dict[str, Any]:
     style = render.bar_style(task, figures, failed=monitor.error is not None)
     state = task.state.value if task is not None else ("ERROR" if monitor.error else "WAITING")
     error = monitor.last_poll_error or (str(monitor.error) if monitor.error else None)
-    stats = render.stats_text(task, figures, last_error=error)
+    stats = render.stats_text(task, figures, last_change=monitor.last_change_at, last_error=error)
     return {
         "label": f'<span class="ew-row-label" data-task-id="{render.esc(monitor.task_id)}">'
                  f'{render.esc(render.PROVIDER_LABELS.get(monitor.provider, monitor.provider))} '
@@ -132,7 +132,7 @@ class ExportDashboard(widgets.VBox):
                 changed = {k: v for k, v in state.items() if row.sent.get(k) != v}
                 if not changed:
                     continue
-                with row.box.hold_sync(), row.bar.hold_sync():
+                with row.label.hold_sync(), row.bar.hold_sync(), row.stats.hold_sync():
                     for key, value in changed.items():
                         target = {"label": (row.label, "value"), "value": (row.bar, "value"),
                                   "bar_style": (row.bar, "bar_style"), "stats": (row.stats, "value")}[key]

@@ -6,6 +6,7 @@ setting. Credentials are never settings: they come from the clients' env vars.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -15,7 +16,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 from traitlets.config import Configurable
 
-from .errors import ConfigError, ExportWidgetsError
+from .config import ENV
+from .errors import ExportWidgetsError
 from .monitor import ExportMonitor, MonitorGroup
 from .providers import ModelArtsClient, QianfanClient
 
@@ -136,9 +138,8 @@ class ExportStatus(Magics, Configurable):
 
     def _target(self, args: Any, task_id: str) -> tuple[Any, str, str | None]:
         provider = self._provider_of(args, task_id)
-        client = self._client(args, provider)
         if provider == "qianfan":
-            return client, task_id, None
+            return self._client(args, provider), task_id, None
         dataset = args.dataset or self.dataset
         if not dataset and self._simulator is not None and args.simulate:
             spec = self._simulator.tasks.get(task_id)
@@ -146,7 +147,7 @@ class ExportStatus(Magics, Configurable):
         if not dataset:
             raise UsageError(f"ModelArts task {task_id!r} needs --dataset DATASET_ID "
                              "(or %config ExportStatus.dataset = '...')")
-        return client, task_id, dataset
+        return self._client(args, provider), task_id, dataset
 
     def _client(self, args: Any, provider: str) -> Any:
         if args.simulate:
@@ -160,6 +161,12 @@ class ExportStatus(Magics, Configurable):
             region = args.region or self.region or None
             project = args.project or self.project_id or None
             key = ("modelarts", endpoint, region, project)
+            if not (project or os.environ.get(ENV.HUAWEI_PROJECT_ID)):
+                raise UsageError("ModelArts needs a project id: pass --project P, or set "
+                                 f"%config ExportStatus.project_id or env {ENV.HUAWEI_PROJECT_ID}")
+            if not (endpoint or region or os.environ.get(ENV.MODELARTS_ENDPOINT)):
+                raise UsageError("ModelArts needs --region R (e.g. cn-north-4) or --endpoint URL "
+                                 "(Open Telekom Cloud: https://modelarts.eu-de.otc.t-systems.com)")
             if key not in self._clients:
                 self._clients[key] = ModelArtsClient(project_id=project, region=region, endpoint=endpoint)
         else:

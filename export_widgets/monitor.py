@@ -105,6 +105,13 @@ def _outcome_of(error: BaseException) -> tuple[int, bool]:
     return Outcome.INTERNAL, True
 
 
+def change_key(task: ExportTask | None) -> tuple[Any, ...]:
+    """What counts as a change of a task: state, progress, counts, error, size."""
+    if task is None:
+        return ()
+    return _change_key(task)
+
+
 def _change_key(task: ExportTask) -> tuple[Any, ...]:
     return (task.state, task.raw_status, task.progress, task.finished_samples, task.total_samples,
             task.error_code, task.size_mb)
@@ -178,6 +185,7 @@ class ExportMonitor:
         self._consecutive_errors = 0
         self._interval = floor
         self._started_at = clock()
+        self._last_change_at: float | None = None
         self._change_callbacks: list[Callable[[ExportTask], None]] = []
         self._update_callbacks: list[Callable[[ExportMonitor], None]] = []
         if start:
@@ -209,6 +217,11 @@ class ExportMonitor:
     def last_poll_error(self) -> str | None:
         """One-line message of the most recent failed poll (cleared by the next good one)."""
         return self._last_poll_error
+
+    @property
+    def last_change_at(self) -> float | None:
+        """Epoch seconds of the last poll that brought a change (None before the first answer)."""
+        return self._last_change_at
 
     @property
     def started_at(self) -> float:
@@ -322,6 +335,7 @@ class ExportMonitor:
         self._last_poll_error = None
         changed = previous is None or _change_key(previous) != _change_key(task)
         if changed:
+            self._last_change_at = now
             self._notify_change(task)
         if task.is_terminal:
             self._finish(MonitorStatus.FINISHED)

@@ -84,8 +84,8 @@ def _percent(task: ExportTask | None) -> str:
     return f"{task.progress:.1f}%" if task is not None and task.progress is not None else "–%"
 
 
-def stats_text(task: ExportTask | None, figures: Figures, *, last_update: float | None = None,
-               last_error: str | None = None) -> list[str]:
+def stats_text(task: ExportTask | None, figures: Figures, *, last_change: float | None = None,
+               now: float | None = None, last_error: str | None = None) -> list[str]:
     """The pieces of the stats line, in display order (each already plain text, not escaped)."""
     parts = [_percent(task)]
     counts = progress_text(task)
@@ -97,11 +97,14 @@ def stats_text(task: ExportTask | None, figures: Figures, *, last_update: float 
     elif figures.rate_pct_per_s is not None:
         parts.append(f"{figures.rate_pct_per_s:.2f} %/s")
     if task is not None and not task.is_terminal:
-        parts.append(f"ETA {format_duration(figures.eta_s)}")
+        eta = f"ETA {format_duration(figures.eta_s)}"
+        if figures.eta_s is not None and now is not None:  # a clock time does not go stale between redraws
+            eta += f" (~{datetime.fromtimestamp(now + figures.eta_s).strftime('%H:%M:%S')})"
+        parts.append(eta)
     if figures.stalled:
         parts.append(f"stalled for {format_duration(figures.unchanged_for_s)}")
-    if last_update is not None:
-        parts.append(f"updated {datetime.fromtimestamp(last_update).strftime('%H:%M:%S')}")
+    if last_change is not None:
+        parts.append(f"last change {datetime.fromtimestamp(last_change).strftime('%H:%M:%S')}")
     if last_error:
         parts.append(f"last poll failed: {redact_text(last_error)}")
     return parts

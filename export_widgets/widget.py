@@ -8,6 +8,7 @@ are throttled, diffed against what was last sent (nothing changed, nothing sent)
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import ipywidgets as widgets
 
 from . import render
 from ._live import LiveOutput, Throttle
-from .monitor import ExportMonitor
+from .monitor import ExportMonitor, change_key
 from .redact import redact_text
 
 __all__ = ["ExportStatusWidget", "history_table_html", "filters_table_html"]
@@ -102,21 +103,25 @@ class ExportStatusWidget(widgets.VBox):
         self.add_class("ew-widget")
         self.add_class(f"ew-provider-{monitor.provider}")
         self._throttle = Throttle(self._redraw, min_redraw_interval)
+        self._last_key: tuple[Any, ...] | None = None
+        self.tabs.observe(lambda _change: self._redraw(), names="selected_index")
         self._redraw()
-        monitor.on_update(lambda _monitor: self._throttle())
+        monitor.on_update(self._on_update)
 
     # -- view model -------------------------------------------------------------------------------------
+
+    #: Which tab shows which view-state key; hidden tabs are drawn when selected, not on every poll.
+    _TAB_KEYS = {0: "summary", 2: "history", 3: "sparkline"}
 
     def view_state(self) -> dict[str, Any]:
         """What the widget should show now, as plain values (pure; tests compare it with the widget)."""
         monitor = self.monitor
         task = monitor.latest
-        figures = monitor.figures()
+        now = monitor._clock()
+        figures = monitor.figures(now)
         style = render.bar_style(task, figures, failed=monitor.error is not None)
-        last_update = monitor.history.row(-1).polled_at if len(monitor.history) else None
-        stats = render.stats_text(task, figures, last_update=last_update,
-                                  last_error=monitor.last_poll_error or (str(monitor.error) if monitor.error
-                                                                         else None))
+        error = monitor.last_poll_error or (str(monitor.error) if monitor.error else None)
+        stats = render.stats_text(task, figures, last_change=monitor.last_change_at, now=now, last_error=error)
         ended = "" if monitor.status in ("running", "finished") else f" ({monitor.status.replace('_', ' ')})"
         cols = monitor.history.snapshot()
         return {
@@ -129,14 +134,29 @@ class ExportStatusWidget(widgets.VBox):
             "sparkline": render.sparkline_svg(cols["polled_at"], cols["progress"]),  # type: ignore[arg-type]
         }
 
+    def _update_key(self) -> tuple[Any, ...]:
+        """Everything a redraw depends on except the clock: equal keys mean an unchanged poll."""
+        m = self.monitor
+        return (change_key(m.latest), m.status, m.last_poll_error, m.error is not None, m.figures().stalled)
+
+    def _on_update(self, _monitor: ExportMonitor) -> None:
+        key = self._update_key()
+        if key == self._last_key:
+            return  # unchanged poll: send nothing
+        self._last_key = key
+        self._throttle()
+
     def _redraw(self) -> None:
         with self._lock:
-            state = self.view_state()
+            hidden = {key for index, key in self._TAB_KEYS.items() if index != self.tabs.selected_index}
+            state = {k: v for k, v in self.view_state().items() if k not in hidden}
             changed = {key: value for key, value in state.items() if self._sent.get(key) != value}
             if changed:
-                with self.hold_sync():
+                # hold_sync is per model: hold every model we touch so each sends one message.
+                with ExitStack() as stack:
                     for key, value in changed.items():
                         widget, trait = self._target(key)
+                        stack.enter_context(widget.hold_sync())
                         setattr(widget, trait, value)
                 self._sent.update(changed)
             task = self.monitor.latest

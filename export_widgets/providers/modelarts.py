@@ -119,7 +119,7 @@ class ModelArtsClient(HttpClient):
             auth = _TokenAuth(creds.token)
         else:
             auth = SdkHmacAuth(creds.access_key or "", creds.secret_key or "", creds.security_token, clock=clock)
-        super().__init__(modelarts_endpoint(endpoint, region), auth, timeout=timeout, session=session,
+        super().__init__(modelarts_endpoint(endpoint, region, env), auth, timeout=timeout, session=session,
                          default_headers={"X-Project-Id": self.project_id})
 
     # -- operations -------------------------------------------------------------------------------------
