@@ -1,0 +1,273 @@
+"""The ``export-widgets`` command (also ``python -m export_widgets``).
+
+Subcommands::
+
+    export-widgets status --provider modelarts|qianfan [--dataset D] [--project P] [--region R]
+                          [--endpoint URL] [--timeout S] TASK_ID...
+    export-widgets simulate [--port N] [--scenario FILE] [--duration-scale X]
+
+Exit codes: 0 success; 1 some task could not be fetched (one line each on stderr); 2 bad arguments or
+configuration (one line on stderr, never a traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import signal
+import sys
+import threading
+from typing import Any, Callable, Mapping, Sequence, TextIO
+
+from . import _version, render
+from .errors import ConfigError, ExportWidgetsError
+from .models import ExportTask, TaskState
+from .redact import redact_text, redact_url
+
+__all__ = ["build_parser", "format_table", "main"]
+
+PROG = "export-widgets"
+#: Env var for the ModelArts base URL when neither --endpoint nor --region is given (the simulator sets it).
+ENDPOINT_ENV = "EXPORT_WIDGETS_MODELARTS_ENDPOINT"
+TABLE_HEADERS = ("TASK ID", "STATE", "PROGRESS", "DONE/TOTAL", "DESTINATION", "ERROR")
+
+
+class _UsageError(Exception):
+    """An argument error, already worded as the one line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors become one line (no usage dump) and exit code 2 is decided by :func:`main`."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+# -- formatting (pure) -------------------------------------------------------------------------------------
+
+def format_table(tasks: Sequence[ExportTask]) -> str:
+    """A plain-text table of tasks: id, state, progress, finished/total, destination, error.
+
+    A DOWNLOAD column appears when a task has a download URL, shown without its signed query.
+    """
+    with_download = any(task.download_url for task in tasks)
+    rows = []
+    for task in tasks:
+        state = task.state.value
+        if task.state is TaskState.UNKNOWN and task.raw_status:
+            state += f" ({task.raw_status})"  # the status string the service sent and we do not know
+        progress = f"{task.progress:.1f}%" if task.progress is not None else "-"
+        done = "-" if task.finished_samples is None else f"{task.finished_samples:,}"
+        total = "-" if task.total_samples is None else f"{task.total_samples:,}"
+        destination = task.destination or "-"
+        if "://" in destination:
+            destination = redact_url(destination) or "-"
+        error = " ".join(x for x in (task.error_code, task.error_message) if x) or "-"
+        row = [task.task_id, state, progress, "-" if done == total == "-" else f"{done}/{total}", destination, error]
+        if with_download:
+            row.append(redact_url(task.download_url) if task.download_url else "-")
+        rows.append(row)
+    headers = TABLE_HEADERS + (("DOWNLOAD",) if with_download else ())
+    return render.text_table(rows, headers)
+
+
+# -- status --------------------------------------------------------------------------------------------------
+
+def _status_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    from .providers import ModelArtsClient, QianfanClient
+
+    if args.provider == "qianfan":
+        misplaced = [flag for flag, value in (("--dataset", args.dataset), ("--project", args.project),
+                                              ("--region", args.region)) if value]
+        if misplaced:
+            raise ConfigError(f"{', '.join(misplaced)} applies to --provider modelarts only")
+        return QianfanClient(endpoint=args.endpoint, timeout=args.timeout, environ=environ)
+    if not args.dataset:
+        raise ConfigError("--provider modelarts needs --dataset DATASET_ID")
+    endpoint = args.endpoint or (None if args.region else environ.get(ENDPOINT_ENV))
+    if not endpoint and not args.region:
+        raise ConfigError(f"--provider modelarts needs --region (e.g. cn-north-4) or --endpoint URL "
+                          f"(or env {ENDPOINT_ENV})")
+    return ModelArtsClient(project_id=args.project, region=args.region, endpoint=endpoint, timeout=args.timeout,
+                           environ=environ)
+
+
+def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """Fetch each task once and print the table; 1 if any task could not be fetched."""
+    client = _status_client(args, environ)
+    tasks: list[ExportTask] = []
+    failed = 0
+    with client:
+        for task_id in args.task_ids:
+            try:
+                task = (client.get_export_task(args.dataset, task_id) if args.provider == "modelarts"
+                        else client.get_export_task(task_id))
+            except ExportWidgetsError as exc:
+                failed += 1
+                err.write(f"{PROG} status: {task_id}: {_one_line(exc)}\n")
+                continue
+            tasks.append(task)
+    if tasks:
+        out.write(format_table(tasks) + "\n")
+    return 1 if failed else 0
+
+
+# -- simulate ------------------------------------------------------------------------------------------------
+
+def _describe(spec: Any) -> str:
+    """What a simulated task will do, in a few words."""
+    pending = f"INIT for {spec.start_delay:g} s, then " if spec.start_delay and spec.provider == "modelarts" else ""
+    end = {"succeed": f"succeeds after {spec.duration:g} s",
+           "fail": f"fails at {spec.fail_at:g}% after {spec.duration * spec.fail_at / 100:g} s",
+           "stall": f"stalls at {spec.stall_at:g}%",
+           "stop": f"is stopped at {spec.stop_at:g}%"}[spec.outcome]
+    if spec.outcome == "fail" and spec.provider == "modelarts":
+        end += f" ({spec.error_code})"
+    return pending + end
+
+
+def _banner(sim: Any, scenario: Any) -> str:
+    specs = sorted(sim.tasks.values(), key=lambda s: (s.provider, s.task_id))
+    lines = [f"{PROG} simulator listening on {sim.url}",
+             f"scenario {scenario.name!r}, time x{scenario.speed:g}; stop with Ctrl-C or SIGTERM", "",
+             "Tasks (their clocks started now):"]
+    lines += ["  " + line for line in render.text_table(
+        [[s.provider, s.task_id, s.dataset_id or "-", _describe(s)] for s in specs],
+        ("PROVIDER", "TASK ID", "DATASET", "BEHAVIOUR")).splitlines()]
+    lines += ["", "Simulator credentials (fake, accepted only by this simulator; not real secrets).",
+              "Paste these into another shell:"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in sim.env.items()]
+    examples = []
+    for provider in ("modelarts", "qianfan"):
+        spec = next((s for s in specs if s.provider == provider), None)
+        if spec is not None:
+            dataset = f" --dataset {spec.dataset_id}" if provider == "modelarts" else ""
+            examples.append(f"  {PROG} status --provider {provider}{dataset} {spec.task_id}")
+    if examples:
+        lines += ["", "Then, for example:"] + examples
+    return "\n".join(lines)
+
+
+def run_simulate(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """Serve the simulator in the foreground until Ctrl-C or SIGTERM."""
+    from .simulator import Scenario, Simulator
+
+    try:
+        scenario = Scenario.from_file(args.scenario) if args.scenario else Scenario.demo()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.duration_scale != 1.0:
+        scenario = dataclasses.replace(scenario, speed=scenario.speed / args.duration_scale)
+    try:
+        sim = Simulator(scenario=scenario, port=args.port).start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}): pick another --port, "
+                          "or 0 for any free port") from None
+    stop = threading.Event()
+    restore = _on_signals((signal.SIGINT, signal.SIGTERM), lambda *_: stop.set())
+    try:
+        out.write(_banner(sim, scenario) + "\n")
+        out.flush()
+        while not stop.wait(0.25):
+            pass
+    except KeyboardInterrupt:  # signals could not be hooked (not the main thread)
+        pass
+    finally:
+        sim.stop()
+        restore()
+    out.write(f"{PROG} simulator stopped ({sim.request_count()} requests served)\n")
+    out.flush()
+    return 0
+
+
+def _on_signals(signals: Sequence[int], handler: Callable[..., None]) -> Callable[[], None]:
+    """Install ``handler`` for ``signals`` (main thread only); returns a function restoring the old ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    return lambda: [signal.signal(sig, old) for sig, old in previous.items()] and None
+
+
+# -- parser and entry point ------------------------------------------------------------------------------------
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use 0..65535 (0 = any free port)")
+    return int(text)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = _Parser(prog=PROG, description="Watch ModelArts and Qianfan dataset export tasks; run the offline "
+                                            "simulator of both APIs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    status = commands.add_parser(
+        "status", help="print the current status of export tasks as a table",
+        description="Fetch each task once and print a table. Credentials come from the environment "
+                    "(HUAWEICLOUD_SDK_AK/SK/PROJECT_ID or QIANFAN_ACCESS_KEY/SECRET_KEY).")
+    status.add_argument("--provider", required=True, choices=("modelarts", "qianfan"))
+    status.add_argument("--dataset", help="ModelArts dataset id (required for modelarts)")
+    status.add_argument("--project", help="ModelArts project id (default: env HUAWEICLOUD_SDK_PROJECT_ID)")
+    status.add_argument("--region", help="ModelArts region, e.g. cn-north-4")
+    status.add_argument("--endpoint", help=f"base URL (ModelArts default: env {ENDPOINT_ENV}; Qianfan default: "
+                                           "env QIANFAN_CONSOLE_API_BASE_URL or https://qianfan.baidubce.com)")
+    status.add_argument("--timeout", type=_positive, help="read timeout per request in seconds")
+    status.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    status.set_defaults(handler=run_status)
+
+    simulate = commands.add_parser(
+        "simulate", help="run the embedded simulator of both APIs in the foreground",
+        description="Serve simulated ModelArts and Qianfan export tasks on 127.0.0.1 and print the env vars "
+                    "that point clients at it. Stops on Ctrl-C or SIGTERM.")
+    simulate.add_argument("--port", type=_port, default=0, help="port to listen on (default: any free port)")
+    simulate.add_argument("--scenario", metavar="FILE", help="scenario JSON file (default: the built-in demo set)")
+    simulate.add_argument("--duration-scale", type=_positive, default=1.0, metavar="X",
+                          help="multiply every task duration by X (0.5 = twice as fast)")
+    simulate.set_defaults(handler=run_simulate)
+
+    # -- `watch` and `demo` are added here with the monitor work: commands.add_parser("watch", ...) and
+    #    commands.add_parser("demo", ...), each with set_defaults(handler=run_xxx) taking (args, out, err, environ).
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(redact_text(str(exc)).split()) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None,
+         environ: Mapping[str, str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        err.write(f"{exc}\n")
+        return 2
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    try:
+        return int(args.handler(args, out, err, os.environ if environ is None else environ))
+    except (ConfigError, ValueError) as exc:
+        err.write(f"{PROG} {args.command}: error: {_one_line(exc)}\n")
+        return 2
+    except ExportWidgetsError as exc:
+        err.write(f"{PROG} {args.command}: error: {_one_line(exc)}\n")
+        return 1
+    except KeyboardInterrupt:
+        err.write(f"{PROG} {args.command}: interrupted\n")
+        return 130
