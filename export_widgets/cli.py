@@ -22,6 +22,7 @@ import threading
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from . import _version, render
+from .config import ENV
 from .errors import ConfigError, ExportWidgetsError
 from .models import ExportTask, TaskState
 from .redact import redact_text, redact_url
@@ -30,7 +31,7 @@ __all__ = ["build_parser", "format_table", "main"]
 
 PROG = "export-widgets"
 #: Env var for the ModelArts base URL when neither --endpoint nor --region is given (the simulator sets it).
-ENDPOINT_ENV = "EXPORT_WIDGETS_MODELARTS_ENDPOINT"
+ENDPOINT_ENV = ENV.MODELARTS_ENDPOINT
 TABLE_HEADERS = ("TASK ID", "STATE", "PROGRESS", "DONE/TOTAL", "DESTINATION", "ERROR")
 
 
@@ -86,12 +87,12 @@ def _status_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
         return QianfanClient(endpoint=args.endpoint, timeout=args.timeout, environ=environ)
     if not args.dataset:
         raise ConfigError("--provider modelarts needs --dataset DATASET_ID")
-    endpoint = args.endpoint or (None if args.region else environ.get(ENDPOINT_ENV))
-    if not endpoint and not args.region:
+    if not (args.endpoint or args.region or environ.get(ENDPOINT_ENV)):
         raise ConfigError(f"--provider modelarts needs --region (e.g. cn-north-4) or --endpoint URL "
                           f"(or env {ENDPOINT_ENV})")
-    return ModelArtsClient(project_id=args.project, region=args.region, endpoint=endpoint, timeout=args.timeout,
-                           environ=environ)
+    # Precedence (--endpoint > --region > env) is the client's own.
+    return ModelArtsClient(project_id=args.project, region=args.region, endpoint=args.endpoint,
+                           timeout=args.timeout, environ=environ)
 
 
 def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:

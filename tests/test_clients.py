@@ -319,8 +319,8 @@ def test_list_follows_page_index_pagination_with_export_type(empty_sim):
 
 def test_credentials_and_endpoint_come_from_the_environment(sim):
     env = sim.env
-    ma = ModelArtsClient(endpoint=sim.url, environ=env)
-    assert ma.project_id == sim.project_id and ma.credentials.source == "environment"
+    ma = ModelArtsClient(environ=env)  # endpoint from EXPORT_WIDGETS_MODELARTS_ENDPOINT
+    assert ma.base_url == sim.url and ma.project_id == sim.project_id and ma.credentials.source == "environment"
     assert ma.get_export_task(sim.dataset_id, MA_OK).task_id == MA_OK
     qf = QianfanClient(environ=env)
     assert qf.base_url == sim.url and qf.get_export_task(QF_OK).task_id == QF_OK

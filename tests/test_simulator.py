@@ -478,6 +478,13 @@ def _catch(function, *args):
         return exc
 
 
+def test_env_points_the_clients_and_cli_at_the_simulator(sim):
+    from export_widgets.config import ENV
+
+    assert sim.env[ENV.MODELARTS_ENDPOINT] == sim.env[ENV.QIANFAN_BASE_URL] == sim.url
+    assert {ENV.HUAWEI_AK, ENV.HUAWEI_SK, ENV.HUAWEI_PROJECT_ID, ENV.QIANFAN_AK, ENV.QIANFAN_SK} <= set(sim.env)
+
+
 def test_binds_to_loopback_only(sim):
     assert sim.url.startswith("http://127.0.0.1:")
     with pytest.raises(ValueError, match="127.0.0.1 only"):
