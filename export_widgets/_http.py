@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import html
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -52,8 +53,14 @@ class Reply:
     status: int
     headers: Mapping[str, str]
     body: Any
-    text: str
+    content: bytes
     elapsed: float
+
+    @property
+    def text(self) -> str:
+        """The body as text, decoded only when an error message needs it (``response.text`` would guess the
+        charset of every answer, which costs more than signing and parsing together)."""
+        return self.content.decode("utf-8", errors="replace")
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -120,7 +127,16 @@ class HttpClient:
     ) -> None:
         self.base_url = base_url
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # requests re-reads proxy and CA-bundle env vars on *every* request (~1 ms each here); read them
+            # once, now, so a poll costs no more than its round trip.
+            session.trust_env = False
+            session.proxies.update(requests.utils.get_environ_proxies(base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+        self._session = session
         self._session.auth = auth
         # Signed headers must go out unchanged, so keep the set small and fixed.
         self._session.headers.clear()
@@ -159,12 +175,12 @@ class HttpClient:
             raise self._transport_error(operation, f"connection failed: {_reason(exc)}", exc) from exc
         except requests.RequestException as exc:
             raise self._transport_error(operation, f"request failed: {_reason(exc)}", exc) from exc
+        content = response.content
         try:
-            body = response.json() if response.content else None
-        except ValueError:
+            body = json.loads(content) if content else None
+        except ValueError:  # includes UnicodeDecodeError
             body = None
-        return Reply(response.status_code, response.headers, body, response.text,
-                     response.elapsed.total_seconds())
+        return Reply(response.status_code, response.headers, body, content, response.elapsed.total_seconds())
 
     def _transport_error(self, operation: str, what: str, exc: BaseException) -> TransportError:
         host = self.base_url.split("://", 1)[-1]

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Callable, Collection, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -38,6 +39,7 @@ DEFAULT_HEADERS_TO_SIGN = frozenset({"host", "content-md5", "content-length", "c
 SIGNED_HEADERS = frozenset({"host", "content-type", DATE_HEADER})
 
 
+@lru_cache(maxsize=4096)  # header values and the action repeat on every poll
 def _encode(text: str) -> str:
     """Percent-encode all but ``A-Z a-z 0-9 - _ . ~`` (so ``/`` and ``:`` are encoded too)."""
     return quote(text, safe="-_.~")
