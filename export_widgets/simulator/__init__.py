@@ -9,9 +9,15 @@ faults (throttling, 5xx, timeouts, dropped connections, broken bodies) on demand
     with serve([TaskSpec("modelarts", "task1", duration=30, outcome="fail", fail_at=60)],
                clock=FakeClock()) as sim:
         client = sim.modelarts_client()
-        sim.clock.advance(20)
-        client.get_export_task(sim.dataset_id, "task1")     # RUNNING, 66.7 % ... then FAILED at 60 %?
+        sim.clock.advance(15)
+        client.get_export_task(sim.dataset_id, "task1")     # RUNNING, progress 50.0
+        sim.clock.advance(5)
+        client.get_export_task(sim.dataset_id, "task1")     # FAILED at 60.0 (ModelArts.4311)
         sim.set_faults("task1", [Fault("rate_limit", retry_after=3)])
+        client.get_export_task(sim.dataset_id, "task1")     # raises RateLimitedError(retry_after=3.0)
+
+``serve()`` without tasks serves the demo set (:func:`demo_tasks`); ``export-widgets simulate`` runs it from
+the shell.
 
 Standard library plus ``export_widgets.signing`` only; it never imports pandas or ipywidgets.
 """

@@ -27,14 +27,13 @@ from .state import modelarts_status, phase_at, qianfan_result
 from .verify import Verdict, verify_bce, verify_sdk_hmac
 from .vendor import (
     Response,
-    apig_throttle,
-    html_page,
+    fault_reply,
     json_response,
     modelarts_error,
     new_request_id,
+    not_found,
     qianfan_error,
-    rate_limit_error,
-    server_error,
+    shape_task,
 )
 
 __all__ = ["OPERATIONS", "Request", "SimulatorApp"]
@@ -279,11 +278,6 @@ class SimulatorApp:
             return modelarts_error(status, code, message, rid)
         return qianfan_error(status, code, message, rid)
 
-    def _not_found(self, route: _Route, rid: str, status: int | None = None) -> Response:
-        if route.provider == "modelarts":
-            return modelarts_error(status or 400, "ModelArts.4359", "Export task does not exist.", rid)
-        return qianfan_error(status or 404, "ResourceNotFound", f"export task {route.task_id} does not exist", rid)
-
     def _take_fault(self, route: _Route, now: float) -> Fault | None:
         if route.task_id:
             spec = self.tasks.get(route.task_id)
@@ -305,17 +299,17 @@ class SimulatorApp:
         provider = route.provider or "modelarts"
         kind = fault.kind if fault else None
         if fault is not None and kind not in _BODY_FAULTS:
-            return self._fault_response(route, fault, rid)
+            return fault_reply(provider, route.task_id, fault, rid)
         if route.operation == MA_LIST:
             payload: Any = self._list_page(route, now, fault)
         else:
             spec = self._find(route, now)
             if spec is None:
-                return self._not_found(route, rid)
+                return not_found(provider, route.task_id, rid)
             if provider == "modelarts":
-                payload = _mutate(modelarts_status(spec, now), "modelarts", fault)
+                payload = shape_task(modelarts_status(spec, now), "modelarts", fault)
             else:
-                payload = {"requestId": rid, "result": _mutate(qianfan_result(spec, now), "qianfan", fault)}
+                payload = {"requestId": rid, "result": shape_task(qianfan_result(spec, now), "qianfan", fault)}
         if kind == "huge_body":
             payload["debug_trace" if provider == "modelarts" else "debugInfo"] = "x" * (
                 fault.size if fault and fault.size is not None else 5_000_000)
@@ -338,60 +332,4 @@ class SimulatorApp:
         specs.sort(key=lambda s: (-(s.created_at or 0.0), s.task_id))  # newest first, like the console
         page = specs[offset * limit:(offset + 1) * limit]  # offset is a PAGE index
         return {"total_count": len(specs),
-                "export_tasks": [_mutate(modelarts_status(s, now), "modelarts", fault) for s in page]}
-
-    def _fault_response(self, route: _Route, fault: Fault, rid: str) -> Response:
-        provider = route.provider or "modelarts"
-        kind = fault.kind
-        if kind == "drop":
-            return Response(0, action="drop")
-        if kind == "timeout":
-            return Response(0, action="hold", hold=fault.seconds if fault.seconds is not None else 90.0)
-        if kind == "rate_limit":
-            return rate_limit_error(provider, rid, fault.retry_after if fault.retry_after is not None else 2)
-        if kind == "rate_limit_no_retry_after":
-            return rate_limit_error(provider, rid, None)
-        if kind == "apig_throttle":
-            return apig_throttle(rid)
-        if kind == "qps_limit":
-            if provider == "qianfan":
-                return qianfan_error(200, "QPSLimitReached", "QPS limit reached, please retry later.", rid)
-            return rate_limit_error(provider, rid, None)
-        if kind == "server_error":
-            return server_error(provider, fault.status or 500, rid)
-        if kind == "html":
-            return html_page(fault.status or 502)
-        if kind == "empty_body":
-            return dataclasses.replace(json_response(200, None, provider=provider, request_id=rid), body=b"")
-        if kind == "error_in_200":
-            if provider == "qianfan":
-                return qianfan_error(200, fault.code or "InternalError",
-                                     fault.message or "Internal error, please retry later.", rid)
-            return modelarts_error(200, fault.code or "ModelArts.6101", fault.message or "System busy.", rid)
-        if kind == "not_found":
-            return self._not_found(route, rid, fault.status)
-        if kind == "auth_revoked":
-            if provider == "qianfan":
-                return qianfan_error(403, "AccessDenied", "Access denied.", rid, gateway=True)
-            return modelarts_error(403, "APIGW.0302", "The IAM user is not authorized to access the API: the "
-                                   "access key has been disabled.", rid, gateway=True)
-        raise AssertionError(f"unhandled fault kind {kind}")  # FAULT_KINDS and this method must agree
-
-
-def _mutate(payload: dict[str, Any], provider: str, fault: Fault | None) -> dict[str, Any]:
-    """Apply the body-shaping faults to one task object."""
-    kind = fault.kind if fault else None
-    if kind == "unknown_status":
-        key = "status" if provider == "modelarts" else "exportStatus"
-        payload[key] = fault.value if fault and fault.value else ("QUEUING" if provider == "modelarts"
-                                                                   else "ExportQueued")
-    elif kind == "missing_fields":
-        keep = ("task_id", "status") if provider == "modelarts" else ("exportStatus",)
-        payload = {k: v for k, v in payload.items() if k in keep}
-    elif kind == "ill_typed" and provider == "modelarts":
-        payload.update(progress=str(payload.get("progress")), finished_sample_count=None,
-                       total_sample_count=-1, create_time=str(payload.get("create_time")), update_time="n/a")
-    elif kind == "ill_typed":
-        payload.update(progress=f"{payload.get('progress')} done", sampleCount=-1,
-                       sizeMB=f"{payload.get('sizeMB')} MB", startTime=1717243200, finishTime=None)
-    return payload
+                "export_tasks": [shape_task(modelarts_status(s, now), "modelarts", fault) for s in page]}

@@ -105,7 +105,7 @@ class Fault:
                 if f.name == "kind" or getattr(self, f.name) != f.default}
 
     def scaled(self, factor: float) -> "Fault":
-        """The same fault with its time window (and ``slow`` delay untouched) multiplied by ``factor``."""
+        """The same fault with its time window multiplied by ``factor`` (transport delays stay real seconds)."""
         return dataclasses.replace(
             self,
             after=None if self.after is None else self.after * factor,

@@ -7,23 +7,29 @@ repeat the code in ``X-Bce-Error-Code``/``X-Bce-Error-Message``. Codes follow ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
+from .faults import Fault
+
 __all__ = [
     "Response",
     "apig_throttle",
+    "fault_reply",
     "html_page",
     "json_response",
     "modelarts_error",
     "new_request_id",
+    "not_found",
     "qianfan_error",
     "rate_limit_error",
     "reason",
     "server_error",
+    "shape_task",
 ]
 
 SERVER_NAME = "export-widgets-simulator"
@@ -138,3 +144,68 @@ def html_page(status: int) -> Response:
     body = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
             "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode("ascii")
     return Response(status, (("Content-Type", "text/html"),), body)
+
+
+def not_found(provider: str, task_id: str | None, rid: str, status: int | None = None) -> Response:
+    """The vendor's missing-task answer: ModelArts 400 ``ModelArts.4359`` (documented); Qianfan 404
+    ``ResourceNotFound`` (an assumption: Baidu documents no code for it)."""
+    if provider == "modelarts":
+        return modelarts_error(status or 400, "ModelArts.4359", "Export task does not exist.", rid)
+    return qianfan_error(status or 404, "ResourceNotFound", f"export task {task_id} does not exist", rid)
+
+
+def fault_reply(provider: str, task_id: str | None, fault: Fault, rid: str) -> Response:
+    """The answer for a fault that replaces the whole response (not the body-shaping kinds)."""
+    kind = fault.kind
+    if kind == "drop":
+        return Response(0, action="drop")
+    if kind == "timeout":
+        return Response(0, action="hold", hold=fault.seconds if fault.seconds is not None else 90.0)
+    if kind == "rate_limit":
+        return rate_limit_error(provider, rid, fault.retry_after if fault.retry_after is not None else 2)
+    if kind == "rate_limit_no_retry_after":
+        return rate_limit_error(provider, rid, None)
+    if kind == "apig_throttle":
+        return apig_throttle(rid)
+    if kind == "qps_limit":
+        if provider == "qianfan":
+            return qianfan_error(200, "QPSLimitReached", "QPS limit reached, please retry later.", rid)
+        return rate_limit_error(provider, rid, None)
+    if kind == "server_error":
+        return server_error(provider, fault.status or 500, rid)
+    if kind == "html":
+        return html_page(fault.status or 502)
+    if kind == "empty_body":
+        return dataclasses.replace(json_response(200, None, provider=provider, request_id=rid), body=b"")
+    if kind == "error_in_200":
+        if provider == "qianfan":
+            return qianfan_error(200, fault.code or "InternalError",
+                                 fault.message or "Internal error, please retry later.", rid)
+        return modelarts_error(200, fault.code or "ModelArts.6101", fault.message or "System busy.", rid)
+    if kind == "not_found":
+        return not_found(provider, task_id, rid, fault.status)
+    if kind == "auth_revoked":
+        if provider == "qianfan":
+            return qianfan_error(403, "AccessDenied", "Access denied.", rid, gateway=True)
+        return modelarts_error(403, "APIGW.0302", "The IAM user is not authorized to access the API: the "
+                               "access key has been disabled.", rid, gateway=True)
+    raise AssertionError(f"unhandled fault kind {kind}")  # FAULT_KINDS and this function must agree
+
+
+def shape_task(payload: dict[str, Any], provider: str, fault: Fault | None) -> dict[str, Any]:
+    """Apply the body-shaping faults (unknown status, missing fields, ill-typed values) to one task object."""
+    kind = fault.kind if fault else None
+    if kind == "unknown_status":
+        key = "status" if provider == "modelarts" else "exportStatus"
+        payload[key] = fault.value if fault and fault.value else ("QUEUING" if provider == "modelarts"
+                                                                   else "ExportQueued")
+    elif kind == "missing_fields":
+        keep = ("task_id", "status") if provider == "modelarts" else ("exportStatus",)
+        payload = {k: v for k, v in payload.items() if k in keep}
+    elif kind == "ill_typed" and provider == "modelarts":
+        payload.update(progress=str(payload.get("progress")), finished_sample_count=None,
+                       total_sample_count=-1, create_time=str(payload.get("create_time")), update_time="n/a")
+    elif kind == "ill_typed":
+        payload.update(progress=f"{payload.get('progress')} done", sampleCount=-1,
+                       sizeMB=f"{payload.get('sizeMB')} MB", startTime=1717243200, finishTime=None)
+    return payload
