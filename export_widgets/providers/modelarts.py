@@ -176,13 +176,21 @@ class ModelArtsClient(HttpClient):
         if 200 <= reply.status < 300:
             if not isinstance(reply.body, dict):
                 raise self._format_error(operation, reply)
-            return reply.body
+            if not _is_error_body(reply.body):
+                return reply.body
         code, message = _error_fields(reply.body)
         if not code and not message:
             message = body_snippet(reply)
         raise classify_error(provider=PROVIDER, operation=operation, http_status=reply.status, code=code,
                              message=message, request_id=self._request_id(reply),
                              retry_after=parse_retry_after(reply.headers.get("Retry-After")))
+
+
+def _is_error_body(body: dict[str, Any]) -> bool:
+    """An error object sent with a 2xx status: an error code and none of a task's or a list's own fields
+    (a FAILED task carries ``error_code`` too, next to its ``status``)."""
+    return bool(body.get("error_code") or body.get("errorCode")) and not any(
+        key in body for key in ("status", "task_id", "export_tasks"))
 
 
 def _error_fields(body: Any) -> tuple[str, str]:
