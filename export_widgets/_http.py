@@ -43,6 +43,12 @@ _RATE_CODES = frozenset({
     "APIG.0308", "ModelArts.4395", "ModelArts.6101", "QPSLimitReached", "RPMLimitReached", "ServerHighLoad",
     "RequestLimitReached", "TooManyRequests",
 })
+#: Server-side failures: worth retrying even when they arrive with a non-5xx status (Qianfan sends errors
+#: inside HTTP 200; spec §2.5: the SDK itself retries 500000 "console internal error" and 336100).
+_SERVER_CODES = frozenset({
+    "InternalError", "ServiceUnavailable", "ModelArts.6102", "ModelArts.6692", "ModelArts.6699",
+    "APIGW.0201", "APIGW.0202", "APIGW.0203", "500000", "336100",
+})
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -99,6 +105,8 @@ def classify_error(
         return AuthenticationError(**kwargs)
     if http_status == 404 or code in _NOT_FOUND_CODES:
         return TaskNotFoundError(**kwargs)
+    if code in _SERVER_CODES:
+        return APIError(transient=True, **kwargs)
     return APIError(**kwargs)
 
 

@@ -68,6 +68,8 @@ class APIError(ExportWidgetsError):
         The vendor's error code and message (``error_code``/``error_msg`` or ``code``/``message``).
     request_id : str
         The vendor's request id, for support tickets.
+    transient : bool, optional
+        Override of the default (5xx = transient), for server-side codes sent with another status.
     """
 
     def __init__(
@@ -79,7 +81,9 @@ class APIError(ExportWidgetsError):
         code: str = "",
         message: str = "",
         request_id: str = "",
+        transient: bool | None = None,
     ) -> None:
+        self._transient = transient
         self.provider = provider
         self.operation = operation
         self.http_status = http_status
@@ -90,7 +94,9 @@ class APIError(ExportWidgetsError):
 
     @property
     def transient(self) -> bool:  # type: ignore[override]
-        """5xx answers are worth retrying; other API errors are not."""
+        """5xx answers (and server-side codes, whatever the status) are worth retrying; others are not."""
+        if self._transient is not None:
+            return self._transient
         return self.http_status is not None and self.http_status >= 500
 
     def _one_line(self) -> str:
