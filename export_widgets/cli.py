@@ -4,7 +4,9 @@ Subcommands::
 
     export-widgets status --provider modelarts|qianfan [--dataset D] [--project P] [--region R]
                           [--endpoint URL] [--timeout S] TASK_ID...
+    export-widgets watch --provider modelarts|qianfan [--dataset D] [...] [--interval S] [--timeout S] TASK_ID...
     export-widgets simulate [--port N] [--scenario FILE] [--duration-scale X]
+    export-widgets demo [--output DIR] [--speed X] [--no-notebook]
 
 Exit codes: 0 success; 1 some task could not be fetched (one line each on stderr); 2 bad arguments or
 configuration (one line on stderr, never a traceback); 130 interrupted.
@@ -25,14 +27,13 @@ from . import _version, render
 from .config import ENV
 from .errors import ConfigError, ExportWidgetsError
 from .models import ExportTask, TaskState
-from .redact import redact_text, redact_url
+from .redact import redact_text
 
 __all__ = ["build_parser", "format_table", "main"]
 
 PROG = "export-widgets"
 #: Env var for the ModelArts base URL when neither --endpoint nor --region is given (the simulator sets it).
 ENDPOINT_ENV = ENV.MODELARTS_ENDPOINT
-TABLE_HEADERS = ("TASK ID", "STATE", "PROGRESS", "DONE/TOTAL", "DESTINATION", "ERROR")
 
 
 class _UsageError(Exception):
@@ -46,32 +47,8 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
-# -- formatting (pure) -------------------------------------------------------------------------------------
-
-def format_table(tasks: Sequence[ExportTask]) -> str:
-    """A plain-text table of tasks: id, state, progress, finished/total, destination, error.
-
-    A DOWNLOAD column appears when a task has a download URL, shown without its signed query.
-    """
-    with_download = any(task.download_url for task in tasks)
-    rows = []
-    for task in tasks:
-        state = task.state.value
-        if task.state is TaskState.UNKNOWN and task.raw_status:
-            state += f" ({task.raw_status})"  # the status string the service sent and we do not know
-        progress = f"{task.progress:.1f}%" if task.progress is not None else "-"
-        done = "-" if task.finished_samples is None else f"{task.finished_samples:,}"
-        total = "-" if task.total_samples is None else f"{task.total_samples:,}"
-        destination = task.destination or "-"
-        if "://" in destination:
-            destination = redact_url(destination) or "-"
-        error = " ".join(x for x in (task.error_code, task.error_message) if x) or "-"
-        row = [task.task_id, state, progress, "-" if done == total == "-" else f"{done}/{total}", destination, error]
-        if with_download:
-            row.append(redact_url(task.download_url) if task.download_url else "-")
-        rows.append(row)
-    headers = TABLE_HEADERS + (("DOWNLOAD",) if with_download else ())
-    return render.text_table(rows, headers)
+#: Kept under its old name for callers of the CLI module; the table itself lives in :mod:`render`.
+format_table = render.task_table
 
 
 # -- status --------------------------------------------------------------------------------------------------
@@ -113,6 +90,44 @@ def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapp
     if tasks:
         out.write(format_table(tasks) + "\n")
     return 1 if failed else 0
+
+
+# -- watch ---------------------------------------------------------------------------------------------------
+
+def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """Watch tasks to their end with text lines; 0 only when every task succeeded."""
+    from .monitor import ExportMonitor, MonitorGroup
+    from .textview import TextView
+
+    args.timeout, watch_timeout = args.request_timeout, args.timeout  # the client's timeout is per request
+    client = _status_client(args, environ)
+    dataset = args.dataset if args.provider == "modelarts" else None
+    with client:
+        group = MonitorGroup(ExportMonitor(client, task_id, dataset, interval=args.interval, timeout=watch_timeout)
+                             for task_id in args.task_ids)
+        TextView(group.monitors, stream=out)
+        group.wait(stop_on_interrupt=True)
+        group.stop()
+    tasks = [m.latest for m in group if m.latest is not None]
+    if tasks:
+        out.write("\n" + format_table(tasks) + "\n")
+    for monitor in group:
+        if monitor.error is not None:
+            err.write(f"{PROG} watch: {monitor.task_id}: {_one_line(monitor.error)}\n")
+        elif monitor.status == "timed_out":
+            err.write(f"{PROG} watch: {monitor.task_id}: still {monitor.latest.state.value if monitor.latest else 'unknown'}"
+                      f" after --timeout {watch_timeout:g} s\n")
+    succeeded = all(m.latest is not None and m.latest.state is TaskState.SUCCEEDED for m in group)
+    return 0 if succeeded else 1
+
+
+# -- demo ----------------------------------------------------------------------------------------------------
+
+def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """The README's main job: everything, offline, on the embedded simulator."""
+    from .demo import run_demo as demo
+
+    return demo(args.output, speed=args.speed, notebook=not args.no_notebook, stream=out)
 
 
 # -- simulate ------------------------------------------------------------------------------------------------
@@ -240,8 +255,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="multiply every task duration by X (0.5 = twice as fast)")
     simulate.set_defaults(handler=run_simulate)
 
-    # -- `watch` and `demo` are added here with the monitor work: commands.add_parser("watch", ...) and
-    #    commands.add_parser("demo", ...), each with set_defaults(handler=run_xxx) taking (args, out, err, environ).
+    watch = commands.add_parser(
+        "watch", help="follow export tasks until they end, one status line per change",
+        description="Poll in the background, print a line whenever a task changes, then a final table. "
+                    "Exit 0 when every task succeeded, 1 otherwise (failed, stopped, timed out, not found).")
+    for name in ("--provider", "--dataset", "--project", "--region", "--endpoint"):
+        watch._add_action(next(a for a in status._actions if name in a.option_strings))
+    watch.add_argument("--interval", type=_positive, default=2.0, help="poll floor in seconds (default 2)")
+    watch.add_argument("--timeout", type=_positive, help="stop watching after this many seconds")
+    watch.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
+    watch.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    watch.set_defaults(handler=run_watch)
+
+    demo = commands.add_parser(
+        "demo", help="watch the simulator's demo exports and run the quickstart notebook (offline)",
+        description="Start the embedded simulator, watch its demo export tasks in the terminal, save the "
+                    "DataFrames as CSV and run notebooks/quickstart.ipynb headlessly. Needs no credentials.")
+    demo.add_argument("--output", metavar="DIR", default="export-widgets-demo",
+                      help="where to write the CSVs and the executed notebook (default ./export-widgets-demo)")
+    demo.add_argument("--speed", type=_positive, default=3.0,
+                      help="time compression of the simulated exports (default 3 = three times faster)")
+    demo.add_argument("--no-notebook", action="store_true", help="skip running the quickstart notebook")
+    demo.set_defaults(handler=run_demo)
     return parser
 
 

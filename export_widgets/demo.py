@@ -51,8 +51,7 @@ def watch_simulated_tasks(out_dir: Path, *, speed: float, stream: IO[str]) -> tu
         group.wait(stop_on_interrupt=True)
         poller.shutdown()
 
-    _say(stream, "\nFinal state:\n" + render.text_table(
-        render.task_rows([m.latest for m in group], [m.task_id for m in group]), render.TASK_HEADERS))
+    _say(stream, "\nFinal state:\n" + render.task_table([m.latest for m in group if m.latest is not None]))
     out_dir.mkdir(parents=True, exist_ok=True)
     group.summary().to_csv(out_dir / "summary.csv", index=False)
     group.history_frame().to_csv(out_dir / "history.csv", index=False)
@@ -73,7 +72,7 @@ def run_quickstart(out_dir: Path, stream: IO[str]) -> Path | None:
     except ImportError:
         _say(stream, "(install the 'demo' extra to also run notebooks/quickstart.ipynb: pip install -e '.[demo]')")
         return None
-    _say(stream, f"\nRunning {QUICKSTART.name} headlessly (a real kernel, the same simulator)...")
+    _say(stream, f"\nRunning {QUICKSTART.name} headlessly (a real kernel with its own embedded simulator)...")
     notebook = nbformat.read(QUICKSTART, as_version=4)
     started = time.monotonic()
     NotebookClient(notebook, timeout=300, kernel_name="python3",

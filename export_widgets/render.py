@@ -27,6 +27,7 @@ __all__ = [
     "sparkline_svg",
     "stats_text",
     "status_line",
+    "task_table",
     "text_table",
 ]
 
@@ -234,18 +235,30 @@ def text_table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def task_rows(tasks: Iterable[ExportTask | None], ids: Sequence[str] | None = None) -> list[list[object]]:
-    """Rows for :func:`text_table`: id, state, progress, samples, destination, error."""
+TASK_HEADERS = ("TASK ID", "STATE", "PROGRESS", "DONE/TOTAL", "DESTINATION", "ERROR")
+
+
+def task_table(tasks: Sequence[ExportTask]) -> str:
+    """A plain-text table of tasks: id, state, progress, finished/total, destination, error.
+
+    A DOWNLOAD column appears when a task has a download URL, shown without its signed query.
+    """
+    with_download = any(task.download_url for task in tasks)
     rows = []
-    for index, task in enumerate(tasks):
-        if task is None:
-            rows.append([ids[index] if ids else "?", "–", "–", "", "", ""])
-            continue
-        error = " ".join(x for x in (task.error_code, task.error_message) if x)
-        rows.append([task.task_id, task.state.value, _percent(task), progress_text(task),
-                     redact_url(task.destination) if task.destination and "://" in task.destination
-                     else (task.destination or ""), error])
-    return rows
-
-
-TASK_HEADERS = ("task_id", "state", "progress", "samples", "destination", "error")
+    for task in tasks:
+        state = task.state.value
+        if task.state is TaskState.UNKNOWN and task.raw_status:
+            state += f" ({task.raw_status})"  # the status string the service sent and we do not know
+        progress = f"{task.progress:.1f}%" if task.progress is not None else "-"
+        done = "-" if task.finished_samples is None else f"{task.finished_samples:,}"
+        total = "-" if task.total_samples is None else f"{task.total_samples:,}"
+        destination = task.destination or "-"
+        if "://" in destination:
+            destination = redact_url(destination) or "-"
+        error = " ".join(x for x in (task.error_code, task.error_message) if x) or "-"
+        row = [task.task_id, state, progress, "-" if done == total == "-" else f"{done}/{total}", destination, error]
+        if with_download:
+            row.append(redact_url(task.download_url) if task.download_url else "-")
+        rows.append(row)
+    headers = TASK_HEADERS + (("DOWNLOAD",) if with_download else ())
+    return text_table(rows, headers)
