@@ -82,7 +82,9 @@ def _dashboard_rate(seconds: float) -> Result:
                     monitor.poll_once()
                     updates[0] += 1
 
-        runs_before = board._throttle.runs
+        redraws: list[float] = []
+        draw = board._throttle._fn
+        board._throttle._fn = lambda: (redraws.append(time.monotonic()), draw())
         started = time.monotonic()
         threads = [threading.Thread(target=hammer, args=(group.monitors[i::4],)) for i in range(4)]
         for thread in threads:
@@ -90,10 +92,12 @@ def _dashboard_rate(seconds: float) -> Result:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        rate = (board._throttle.runs - runs_before) / elapsed
         group.stop()
-    return Result("dashboard redraws per second under load (200 tasks)", rate, "Hz", "<= 4 Hz", rate <= 4.0 + 0.25,
-                  [rate], f"{updates[0] / elapsed:.0f} monitor updates/s coalesced")
+    # The rate is the most redraws in any one-second window (a burst counts, an average would hide it).
+    worst = max(sum(1 for t in redraws if start <= t < start + 1.0) for start in redraws)
+    return Result("dashboard redraws in any 1 s under load (200 tasks)", worst, "Hz", "<= 4 Hz", worst <= 4,
+                  [worst], f"{updates[0] / elapsed:.0f} monitor updates/s coalesced into "
+                           f"{len(redraws) / elapsed:.1f} redraws/s")
 
 
 def run(quick: bool = False) -> list[Result]:
