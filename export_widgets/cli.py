@@ -231,16 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
+    # Where the tasks are: shared by `status` and `watch`.
+    target = _Parser(add_help=False)
+    target.add_argument("--provider", required=True, choices=("modelarts", "qianfan"))
+    target.add_argument("--dataset", help="ModelArts dataset id (required for modelarts)")
+    target.add_argument("--project", help="ModelArts project id (default: env HUAWEICLOUD_SDK_PROJECT_ID)")
+    target.add_argument("--region", help="ModelArts region, e.g. cn-north-4")
+    target.add_argument("--endpoint", help=f"base URL (ModelArts default: env {ENDPOINT_ENV}; Qianfan default: "
+                                           "env QIANFAN_CONSOLE_API_BASE_URL or https://qianfan.baidubce.com)")
+
     status = commands.add_parser(
-        "status", help="print the current status of export tasks as a table",
+        "status", parents=[target], help="print the current status of export tasks as a table",
         description="Fetch each task once and print a table. Credentials come from the environment "
                     "(HUAWEICLOUD_SDK_AK/SK/PROJECT_ID or QIANFAN_ACCESS_KEY/SECRET_KEY).")
-    status.add_argument("--provider", required=True, choices=("modelarts", "qianfan"))
-    status.add_argument("--dataset", help="ModelArts dataset id (required for modelarts)")
-    status.add_argument("--project", help="ModelArts project id (default: env HUAWEICLOUD_SDK_PROJECT_ID)")
-    status.add_argument("--region", help="ModelArts region, e.g. cn-north-4")
-    status.add_argument("--endpoint", help=f"base URL (ModelArts default: env {ENDPOINT_ENV}; Qianfan default: "
-                                           "env QIANFAN_CONSOLE_API_BASE_URL or https://qianfan.baidubce.com)")
     status.add_argument("--timeout", type=_positive, help="read timeout per request in seconds")
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID")
     status.set_defaults(handler=run_status)
@@ -256,11 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(handler=run_simulate)
 
     watch = commands.add_parser(
-        "watch", help="follow export tasks until they end, one status line per change",
+        "watch", parents=[target], help="follow export tasks until they end, one status line per change",
         description="Poll in the background, print a line whenever a task changes, then a final table. "
                     "Exit 0 when every task succeeded, 1 otherwise (failed, stopped, timed out, not found).")
-    for name in ("--provider", "--dataset", "--project", "--region", "--endpoint"):
-        watch._add_action(next(a for a in status._actions if name in a.option_strings))
     watch.add_argument("--interval", type=_positive, default=2.0, help="poll floor in seconds (default 2)")
     watch.add_argument("--timeout", type=_positive, help="stop watching after this many seconds")
     watch.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
