@@ -78,7 +78,8 @@ class Backoff:
 
     def after_error(self, consecutive: int, retry_after: float | None = None) -> float:
         """The ``consecutive``-th failure in a row: double each time from ``error_base``, up to the cap."""
-        delay = min(self.cap, max(self.floor, self.error_base * 2 ** max(0, consecutive - 1)))
+        doublings = min(max(0, consecutive - 1), 64)  # 2.0 * 2**1024 overflows a float: ~17 h at the cap
+        delay = min(self.cap, max(self.floor, self.error_base * 2.0 ** doublings))
         return max(delay, retry_after or 0.0)
 
     def jittered(self, delay: float, rng: random.Random) -> float:
