@@ -9,6 +9,7 @@ permanent ones end the monitor with the error kept in :attr:`ExportMonitor.error
 from __future__ import annotations
 
 import logging
+import math
 import random
 import sys
 import threading
@@ -159,8 +160,10 @@ class ExportMonitor:
         if provider == "modelarts" and not dataset_id:
             raise ConfigError("ModelArts tasks need dataset_id= (the dataset the export belongs to)")
         floor = DEFAULT_INTERVAL if interval is None else float(interval)
-        if not floor > 0:
+        if not 0 < floor < math.inf:
             raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
+        if not 0 < float(max_interval) < math.inf:
+            raise ConfigError(f"max_interval must be a positive number of seconds, got {max_interval!r}")
         if timeout is not None and not float(timeout) > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not float(stall_after) > 0:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 #: Requests in flight at once, per provider, unless configured otherwise.
 DEFAULT_BUDGET = 8
 _IDLE_EXIT_S = 5.0
+#: Longest single wait of the scheduler: an absurd delay (inf, 1e12 s) must not overflow Condition.wait.
+_MAX_WAIT_S = 3600.0
 
 
 class Job(Protocol):
@@ -128,7 +130,7 @@ class Poller:
                         self._dispatch(job)
                 if self._heap:
                     idle_since = now
-                    self._cond.wait(self._heap[0][0] - now)
+                    self._cond.wait(min(self._heap[0][0] - now, _MAX_WAIT_S))
                 elif now - idle_since >= self._idle_exit:
                     break
                 else:
