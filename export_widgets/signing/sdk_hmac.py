@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import requests
 
+from ..redact import redact_text
+
 __all__ = [
     "ALGORITHM",
     "SdkHmacAuth",
@@ -174,5 +176,6 @@ class SdkHmacAuth(requests.auth.AuthBase):
         headers["Authorization"] = authorization_header(
             self.access_key, names, signature(self._secret_key, to_sign)
         )
-        log.debug("SDK-HMAC-SHA256 canonical request:\n%s", canonical)
+        if log.isEnabledFor(logging.DEBUG):  # signed headers include X-Security-Token: mask its value
+            log.debug("SDK-HMAC-SHA256 canonical request:\n%s", redact_text(canonical))
         return request
