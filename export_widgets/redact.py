@@ -51,11 +51,12 @@ def redact_url(url: str | None) -> str | None:
         return url
     try:
         parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in 0..65535
     except ValueError:
         return MASK
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     hidden = "?" + MASK if (parts.query or parts.fragment) else ""
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
 
