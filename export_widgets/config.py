@@ -13,7 +13,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .redact import register_secret
+from .redact import redact_url, register_secret
 
 __all__ = [
     "Credentials",
@@ -99,8 +99,14 @@ def normalise_endpoint(url: str, what: str = "endpoint") -> str:
         parts, port_ok = None, False
     if not parts or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
             or parts.query or parts.fragment or parts.username or parts.password:
+        shown = url  # never echo credentials or a token the URL carries
+        if isinstance(url, str) and parts is not None and (parts.username or parts.password or parts.query
+                                                           or parts.fragment):
+            shown = redact_url(url) or ""
+            if parts.username or parts.password:
+                shown = shown.replace("://", "://***@", 1)
         raise ConfigError(
-            f"{what} {url!r} is not a valid base URL: give scheme and host, e.g. "
+            f"{what} {shown!r} is not a valid base URL: give scheme and host, e.g. "
             "'https://modelarts.cn-north-4.myhuaweicloud.com' or 'http://127.0.0.1:8080'"
         )
     return url.strip().rstrip("/")
