@@ -157,6 +157,9 @@ class ExportMonitor:
         start: bool = True,
     ) -> None:
         provider = getattr(client, "provider", "")
+        if not callable(getattr(client, "get_export_task", None)):
+            raise ConfigError(f"expected a ModelArtsClient or QianfanClient as client, got "
+                              f"{type(client).__name__} {client!r:.60}")
         if provider == "modelarts" and not dataset_id:
             raise ConfigError("ModelArts tasks need dataset_id= (the dataset the export belongs to)")
         floor = DEFAULT_INTERVAL if interval is None else float(interval)
