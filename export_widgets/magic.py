@@ -12,7 +12,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
 from traitlets.config import Configurable
 
@@ -85,7 +86,7 @@ class ExportStatus(Magics, Configurable):
             %export_status task-4f2c --wait -o mon
             %export_status --list --dataset DS -o tasks
         """
-        args = parse_argstring(self.export_status, line)
+        args = self.export_status.parser.parse_args(_split(line))
         try:
             return self._run(args)
         except ExportWidgetsError as exc:
@@ -276,6 +277,13 @@ class ExportStatus(Magics, Configurable):
             view = ExportStatusWidget(watched)
         display(view)
         return view
+
+
+def _split(line: str) -> list[str]:
+    """The magic's arguments, with one pair of surrounding quotes removed from each (IPython's own split
+    keeps them, so ``"task-1"`` would reach the server with its quotes); backslashes stay as typed."""
+    return [arg[1:-1] if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"" else arg
+            for arg in arg_split(line, strict=True)]
 
 
 def load_ipython_extension(ipython: Any) -> None:
