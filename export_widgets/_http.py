@@ -186,7 +186,7 @@ class HttpClient:
         content = response.content
         try:
             body = json.loads(content) if content else None
-        except ValueError:  # includes UnicodeDecodeError
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; "[[[[…" nests too deep
             body = None
         return Reply(response.status_code, response.headers, body, content, response.elapsed.total_seconds())
 
