@@ -151,7 +151,7 @@ def test_stop_returns_promptly_while_a_request_is_in_flight(poller, provider):
         started = time.perf_counter()
         monitor.stop()
         took = time.perf_counter() - started
-        assert took < 0.05, f"stop() took {took:.3f} s with a request in flight"
+        assert took < 0.2, f"stop() took {took:.3f} s with a request in flight (held for 1 s)"
         assert monitor.done and monitor.status == "stopped" and poller.pending() == 0
         # the answer that was on its way is still recorded, and nothing more is asked
         assert wait_for(lambda: len(monitor.history) == 1, timeout=3)
