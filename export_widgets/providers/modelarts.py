@@ -193,7 +193,7 @@ def _is_error_body(body: dict[str, Any]) -> bool:
         key in body for key in ("status", "task_id", "export_tasks"))
 
 
-def _error_fields(body: Any) -> tuple[str, str]:
+def _error_fields(body: Any, depth: int = 1) -> tuple[str, str]:
     """(code, message) from the several error shapes Huawei services use, one level deep at most."""
     if not isinstance(body, dict):
         return "", ""
@@ -201,11 +201,12 @@ def _error_fields(body: Any) -> tuple[str, str]:
                               ("errorCode", "errorMsg"), ("code", "message")):
         if code_key in body or msg_key in body:
             return str(body.get(code_key) or ""), str(body.get(msg_key) or "")
-    for value in body.values():
-        if isinstance(value, dict):
-            found = _error_fields(value)
-            if any(found):
-                return found
+    if depth > 0:
+        for value in body.values():
+            if isinstance(value, dict):
+                found = _error_fields(value, depth - 1)
+                if any(found):
+                    return found
     return "", ""
 
 
