@@ -32,12 +32,17 @@ def filters_table_html(task: Any) -> str:
                'or the export has no search conditions).</div>'
     from . import frames
 
-    table = frames.filters(task)
-    conditions = table.dropna(axis=1, how="all").to_html(index=False, classes="ew-filters-table", na_rep="",
-                                                         border=0) if len(table) else \
+    table = frames.filters(task).dropna(axis=1, how="all")
+    conditions = _html_table(table, "ew-filters-table") if len(table) else \
         '<div style="color:#777">No search conditions: the whole selection is exported.</div>'
-    params = frames.params(task).to_html(index=False, classes="ew-params-table", na_rep="", border=0)
+    params = _html_table(frames.params(task), "ew-params-table")
     return f'<div class="ew-filters">{params}{conditions}</div>'
+
+
+def _html_table(frame: Any, css_class: str) -> str:
+    """A DataFrame as an escaped HTML table with blank cells for missing values (not ``<NA>``)."""
+    shown = frame.astype(object).where(frame.notna(), "")
+    return shown.to_html(index=False, classes=css_class, border=0, escape=True)
 
 
 def history_table_html(monitor: ExportMonitor, rows: int = HISTORY_ROWS) -> str:
