@@ -188,6 +188,7 @@ def test_filters_tab_shows_the_search_conditions(lab):
     assert table["sample_time"] == ["20240501-20240530", "20240501-20240530", "month"], table
     assert table["condition"] == ["0", "0", "1"], table
     assert "weather: rain" in table["metadata_props"][0], table
+    assert "<NA>" not in str(table), table  # missing values are blank cells
     lab.screenshot("filters", ".ew-widget")
 
     # with the Filters tab open the bar keeps moving, and the end snapshot carries the same conditions
