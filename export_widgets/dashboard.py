@@ -38,13 +38,17 @@ class _Row:
         self.sent: dict[str, Any] = {}
 
 
+def _error_of(monitor: ExportMonitor) -> str | None:
+    return monitor.last_poll_error or (str(monitor.error) if monitor.error else None)
+
+
 def _row_state(monitor: ExportMonitor) -> dict[str, Any]:
     task = monitor.latest
     figures = monitor.figures()
     style = render.bar_style(task, figures, failed=monitor.error is not None)
     state = task.state.value if task is not None else ("ERROR" if monitor.error else "WAITING")
-    error = monitor.last_poll_error or (str(monitor.error) if monitor.error else None)
-    stats = render.stats_text(task, figures, last_change=monitor.last_change_at, last_error=error)
+    stats = render.stats_text(task, figures, last_change=monitor.last_change_at, last_error=_error_of(monitor),
+                              live=not monitor.done)
     return {
         "label": f'<span class="ew-row-label" data-task-id="{render.esc(monitor.task_id)}">'
                  f'{render.esc(render.PROVIDER_LABELS.get(monitor.provider, monitor.provider))} '
@@ -85,8 +89,10 @@ class ExportDashboard(widgets.VBox):
         self.refresh_button.on_click(lambda _: [m.refresh() for m in self.group])
         self.export_button.on_click(lambda _: self.export_csv())
         self.more = widgets.HTML()
-        self._rows = [_Row() for _ in range(min(max_rows, len(group)))]
-        self.rows_box = widgets.VBox([row.box for row in self._rows])
+        # One row per monitor, made when the monitor is first drawn: re-sorting reorders whole rows in one
+        # message instead of re-pointing rows at other tasks (which showed a task twice for a moment).
+        self._rows: dict[int, _Row] = {}
+        self.rows_box = widgets.VBox()
         controls = widgets.HBox([self.sort, self.stop_button, self.refresh_button, self.export_button,
                                  self.message])
         super().__init__([self.totals, self.overall, controls, self.rows_box, self.more], **kwargs)
@@ -124,10 +130,14 @@ class ExportDashboard(widgets.VBox):
                 self.totals.value = f'<b class="ew-totals">{render.esc(self.totals_text())}</b>'
                 self.overall.value = sum(progress) / len(progress) if progress else 0.0
                 self.overall.bar_style = "danger" if failed else ("success" if self.group.done else "info")
-                hidden = len(monitors) - len(self._rows)
+                hidden = len(monitors) - self.max_rows
                 self.more.value = f'<span style="color:#777">+{hidden} more tasks not drawn; ' \
                                   f'dashboard.summary() lists all</span>' if hidden > 0 else ""
-            for row, monitor in zip(self._rows, monitors):
+            shown = monitors[:self.max_rows]
+            for monitor in shown:
+                row = self._rows.get(id(monitor))
+                if row is None:
+                    row = self._rows[id(monitor)] = _Row()
                 state = _row_state(monitor)
                 changed = {k: v for k, v in state.items() if row.sent.get(k) != v}
                 if not changed:
@@ -138,6 +148,9 @@ class ExportDashboard(widgets.VBox):
                                   "bar_style": (row.bar, "bar_style"), "stats": (row.stats, "value")}[key]
                         setattr(target[0], target[1], value)
                 row.sent.update(changed)
+            order = tuple(self._rows[id(m)].box for m in shown)
+            if order != self.rows_box.children:
+                self.rows_box.children = order
             if self.group.done and not self._output.finished:
                 self._finish()
 
@@ -159,11 +172,14 @@ class ExportDashboard(widgets.VBox):
         rows_html, rows_text = [], []
         for monitor in self._ordered():
             task = monitor.latest
-            style = render.bar_style(task, monitor.figures(), failed=monitor.error is not None)
+            figures = monitor.figures()
+            style = render.bar_style(task, figures, failed=monitor.error is not None)
+            stats = " · ".join(render.stats_text(task, figures, last_error=_error_of(monitor), live=False))
             rows_html.append(
-                f'<tr class="ew-snapshot-row"><td>{render.header_html(monitor.provider, monitor.task_id, task, style)}'
-                f'</td><td style="width:200px">{render.bar_html(task.progress if task else None, style)}</td>'
-                f'<td>{render.esc(" · ".join(render.stats_text(task, monitor.figures(), last_error=monitor.last_poll_error or (str(monitor.error) if monitor.error else None))))}</td></tr>')
+                '<tr class="ew-snapshot-row">'
+                f'<td>{render.header_html(monitor.provider, monitor.task_id, task, style)}</td>'
+                f'<td style="width:200px">{render.bar_html(task.progress if task else None, style)}</td>'
+                f'<td>{render.esc(stats)}</td></tr>')
             rows_text.append(render.snapshot_text(monitor))
         html = (f'<div class="ew-snapshot ew-dashboard-snapshot"><b>{render.esc(self.totals_text())}</b>'
                 f'<table>{"".join(rows_html)}</table></div>')

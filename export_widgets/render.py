@@ -36,7 +36,8 @@ _BAR_STYLES = {
     TaskState.PENDING: "info", TaskState.RUNNING: "info", TaskState.SUCCEEDED: "success",
     TaskState.FAILED: "danger", TaskState.STOPPED: "warning", TaskState.UNKNOWN: "",
 }
-_COLOURS = {"info": "#2196f3", "success": "#4caf50", "danger": "#f44336", "warning": "#ff9800", "": "#9e9e9e"}
+# The colours ipywidgets' FloatProgress uses for each bar_style, so badge, bar and snapshot agree.
+_COLOURS = {"info": "#0097a7", "success": "#4caf50", "danger": "#f44336", "warning": "#ff9800", "": "#9e9e9e"}
 _TEXT_BAR_WIDTH = 20
 
 
@@ -86,8 +87,11 @@ def _percent(task: ExportTask | None) -> str:
 
 
 def stats_text(task: ExportTask | None, figures: Figures, *, last_change: float | None = None,
-               now: float | None = None, last_error: str | None = None) -> list[str]:
-    """The pieces of the stats line, in display order (each already plain text, not escaped)."""
+               now: float | None = None, last_error: str | None = None, live: bool = True) -> list[str]:
+    """The pieces of the stats line, in display order (each already plain text, not escaped).
+
+    ``live=False`` (a watch that ended, e.g. stopped) leaves out the ETA: nobody is waiting for it any more.
+    """
     parts = [_percent(task)]
     counts = progress_text(task)
     if counts:
@@ -97,7 +101,7 @@ def stats_text(task: ExportTask | None, figures: Figures, *, last_change: float 
         parts.append(f"{figures.rate_samples_per_s:,.1f} samples/s")
     elif figures.rate_pct_per_s is not None:
         parts.append(f"{figures.rate_pct_per_s:.2f} %/s")
-    if task is not None and not task.is_terminal:
+    if live and task is not None and not task.is_terminal:
         eta = f"ETA {format_duration(figures.eta_s)}"
         if figures.eta_s is not None and now is not None:  # a clock time does not go stale between redraws
             eta += f" (~{datetime.fromtimestamp(now + figures.eta_s).strftime('%H:%M:%S')})"
@@ -125,7 +129,8 @@ def status_line(provider: str, task_id: str, task: ExportTask | None, figures: F
     head = f"{PROVIDER_LABELS.get(provider, provider)} {task_id} {state}"
     if monitor_status not in ("running", "finished"):
         head += f" ({monitor_status.replace('_', ' ')})"
-    body = [" ".join(part.split()) for part in stats_text(task, figures, last_error=last_error)]
+    live = monitor_status == "running"
+    body = [" ".join(part.split()) for part in stats_text(task, figures, last_error=last_error, live=live)]
     line = f"{head} {body[0]} {_text_bar(task.progress if task else None)} " + "  ".join(body[1:])
     if task is not None and task.state is TaskState.FAILED and (task.error_code or task.error_message):
         error = " ".join(f"{task.error_code or ''} {task.error_message or ''}".split())
@@ -194,7 +199,7 @@ def snapshot_html(monitor: "ExportMonitor", *, filters_html: str = "", history_h
     failed = monitor.error is not None
     style = bar_style(task, figures, failed=failed)
     cols = monitor.history.snapshot()
-    stats = stats_text(task, figures, last_error=monitor.last_poll_error)
+    stats = stats_text(task, figures, last_error=monitor.last_poll_error, live=not monitor.done)
     ended = {"finished": "", "timed_out": "watch timed out", "stopped": "watch stopped",
              "error": "watch ended by an error", "running": "still running"}.get(monitor.status, monitor.status)
     parts = [

@@ -165,6 +165,11 @@ def test_dashboard_rows_totals_and_coalescing(sim):
     for _ in range(60):
         for monitor in group:
             monitor.poll_once()
+        board._redraw()
+        if not group.done:  # rows re-sort as tasks fail or finish; a task never shows in two rows
+            shown = [row.children[0].value.split('data-task-id="')[1].split('"')[0]
+                     for row in board.rows_box.children]
+            assert len(shown) == len(set(shown)) == 4
         sim.clock.advance(1)
         if group.done:
             break
