@@ -139,15 +139,19 @@ class Poller:
                 self._scheduler = None
 
     def _dispatch(self, job: Job) -> None:
-        """Queue a due job; start a worker if the provider is under budget and none is idle."""
+        """Queue a due job; start a worker while queued jobs outnumber idle workers and budget is left.
+
+        (Comparing with the queue length, not just "is any worker idle", matters for bursts: sixteen polls
+        due at once with one idle worker must still start the other workers.)
+        """
         provider = job.provider
-        self._ready.setdefault(provider, deque()).append(job)
-        busy = self._running.get(provider, 0)
-        if self._idle_workers.get(provider, 0) == 0 and busy < self.budget_for(provider):
-            self._running[provider] = busy + 1
+        queue = self._ready.setdefault(provider, deque())
+        queue.append(job)
+        workers = self._running.get(provider, 0)
+        if len(queue) > self._idle_workers.get(provider, 0) and workers < self.budget_for(provider):
+            self._running[provider] = workers + 1
             self._spawn(self._work_loop, f"export-widgets-{provider}", provider)
-        else:
-            self._cond.notify_all()
+        self._cond.notify_all()
 
     def _work_loop(self, provider: str) -> None:
         while True:
