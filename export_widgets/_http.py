@@ -22,6 +22,7 @@ from .errors import (
     TaskNotFoundError,
     TransportError,
 )
+from .models import provider_label
 from .redact import redact_text
 
 __all__ = ["DEFAULT_TIMEOUT", "HttpClient", "Reply", "USER_AGENT", "classify_error", "parse_retry_after"]
@@ -196,7 +197,7 @@ class HttpClient:
                               provider=self.provider, operation=operation)
 
     def _display_name(self) -> str:
-        return {"modelarts": "ModelArts", "qianfan": "Qianfan"}.get(self.provider, self.provider)
+        return provider_label(self.provider)
 
     def _format_error(self, operation: str, reply: Reply) -> ResponseFormatError:
         return ResponseFormatError(provider=self.provider, operation=operation, http_status=reply.status,

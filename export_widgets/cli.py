@@ -3,7 +3,7 @@
 Subcommands::
 
     export-widgets status --provider modelarts|qianfan [--dataset D] [--project P] [--region R]
-                          [--endpoint URL] [--timeout S] TASK_ID...
+                          [--endpoint URL] [--request-timeout S] TASK_ID...
     export-widgets watch --provider modelarts|qianfan [--dataset D] [...] [--interval S] [--timeout S] TASK_ID...
     export-widgets simulate [--port N] [--scenario FILE] [--duration-scale X]
     export-widgets demo [--output DIR] [--speed X] [--no-notebook]
@@ -27,7 +27,7 @@ from . import _version, render
 from .config import ENV
 from .errors import ConfigError, ExportWidgetsError
 from .models import ExportTask, TaskState
-from .redact import redact_text
+from .redact import one_line, redact_text
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -61,7 +61,7 @@ def _status_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
                                               ("--region", args.region)) if value]
         if misplaced:
             raise ConfigError(f"{', '.join(misplaced)} applies to --provider modelarts only")
-        return QianfanClient(endpoint=args.endpoint, timeout=args.timeout, environ=environ)
+        return QianfanClient(endpoint=args.endpoint, timeout=args.request_timeout, environ=environ)
     if not args.dataset:
         raise ConfigError("--provider modelarts needs --dataset DATASET_ID")
     if not (args.endpoint or args.region or environ.get(ENDPOINT_ENV)):
@@ -69,7 +69,7 @@ def _status_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
                           f"(or env {ENDPOINT_ENV})")
     # Precedence (--endpoint > --region > env) is the client's own.
     return ModelArtsClient(project_id=args.project, region=args.region, endpoint=args.endpoint,
-                           timeout=args.timeout, environ=environ)
+                           timeout=args.request_timeout, environ=environ)
 
 
 def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
@@ -84,7 +84,7 @@ def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapp
                         else client.get_export_task(task_id))
             except ExportWidgetsError as exc:
                 failed += 1
-                err.write(f"{PROG} status: {task_id}: {_one_line(exc)}\n")
+                err.write(f"{PROG} status: {task_id}: {one_line(exc)}\n")
                 continue
             tasks.append(task)
     if tasks:
@@ -99,8 +99,8 @@ def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
     from .monitor import ExportMonitor, MonitorGroup
     from .textview import TextView
 
-    args.timeout, watch_timeout = args.request_timeout, args.timeout  # the client's timeout is per request
     client = _status_client(args, environ)
+    watch_timeout = args.timeout
     dataset = args.dataset if args.provider == "modelarts" else None
     with client:
         group = MonitorGroup(ExportMonitor(client, task_id, dataset, interval=args.interval, timeout=watch_timeout)
@@ -113,7 +113,7 @@ def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
         out.write("\n" + format_table(tasks) + "\n")
     for monitor in group:
         if monitor.error is not None:
-            err.write(f"{PROG} watch: {monitor.task_id}: {_one_line(monitor.error)}\n")
+            err.write(f"{PROG} watch: {monitor.task_id}: {one_line(monitor.error)}\n")
         elif monitor.status == "timed_out":
             err.write(f"{PROG} watch: {monitor.task_id}: still {monitor.latest.state.value if monitor.latest else 'unknown'}"
                       f" after --timeout {watch_timeout:g} s\n")
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status", parents=[target], help="print the current status of export tasks as a table",
         description="Fetch each task once and print a table. Credentials come from the environment "
                     "(HUAWEICLOUD_SDK_AK/SK/PROJECT_ID or QIANFAN_ACCESS_KEY/SECRET_KEY).")
-    status.add_argument("--timeout", type=_positive, help="read timeout per request in seconds")
+    status.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID")
     status.set_defaults(handler=run_status)
 
@@ -281,10 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(redact_text(str(exc)).split()) or type(exc).__name__
-
-
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None,
          environ: Mapping[str, str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
@@ -300,10 +296,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     try:
         return int(args.handler(args, out, err, os.environ if environ is None else environ))
     except (ConfigError, ValueError) as exc:
-        err.write(f"{PROG} {args.command}: error: {_one_line(exc)}\n")
+        err.write(f"{PROG} {args.command}: error: {one_line(exc)}\n")
         return 2
     except ExportWidgetsError as exc:
-        err.write(f"{PROG} {args.command}: error: {_one_line(exc)}\n")
+        err.write(f"{PROG} {args.command}: error: {one_line(exc)}\n")
         return 1
     except KeyboardInterrupt:
         err.write(f"{PROG} {args.command}: interrupted\n")

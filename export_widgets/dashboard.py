@@ -38,16 +38,12 @@ class _Row:
         self.sent: dict[str, Any] = {}
 
 
-def _error_of(monitor: ExportMonitor) -> str | None:
-    return monitor.last_poll_error or (str(monitor.error) if monitor.error else None)
-
-
 def _row_state(monitor: ExportMonitor) -> dict[str, Any]:
     task = monitor.latest
     figures = monitor.figures()
     style = render.bar_style(task, figures, failed=monitor.error is not None)
     state = task.state.value if task is not None else ("ERROR" if monitor.error else "WAITING")
-    stats = render.stats_text(task, figures, last_change=monitor.last_change_at, last_error=_error_of(monitor),
+    stats = render.stats_text(task, figures, last_change=monitor.last_change_at, last_error=monitor.last_poll_error,
                               live=not monitor.done)
     return {
         "label": f'<span class="ew-row-label" data-task-id="{render.esc(monitor.task_id)}">'
@@ -109,7 +105,8 @@ class ExportDashboard(widgets.VBox):
         if key == "progress":
             return sorted(monitors, key=lambda m: -(m.latest.progress or 0.0) if m.latest else 1.0)
         if key == "ETA":
-            return sorted(monitors, key=lambda m: (m.figures().eta_s is None, m.figures().eta_s or 0.0))
+            eta = {id(m): m.figures().eta_s for m in monitors}
+            return sorted(monitors, key=lambda m: (eta[id(m)] is None, eta[id(m)] or 0.0))
         return sorted(monitors, key=lambda m: (0 if m.error else 1,
                                                _ATTENTION.get(m.latest.state, 9) if m.latest else 3))
 
@@ -174,7 +171,7 @@ class ExportDashboard(widgets.VBox):
             task = monitor.latest
             figures = monitor.figures()
             style = render.bar_style(task, figures, failed=monitor.error is not None)
-            stats = " · ".join(render.stats_text(task, figures, last_error=_error_of(monitor), live=False))
+            stats = " · ".join(render.stats_text(task, figures, last_error=monitor.last_poll_error, live=False))
             rows_html.append(
                 '<tr class="ew-snapshot-row">'
                 f'<td>{render.header_html(monitor.provider, monitor.task_id, task, style)}</td>'

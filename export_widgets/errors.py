@@ -17,6 +17,8 @@ They never contain credentials or signed URLs (callers pass text through :func:`
 
 from __future__ import annotations
 
+from .models import provider_label
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -28,7 +30,6 @@ __all__ = [
     "TransportError",
 ]
 
-_PROVIDER_NAMES = {"modelarts": "ModelArts", "qianfan": "Qianfan"}
 
 
 class ExportWidgetsError(Exception):
@@ -94,13 +95,13 @@ class APIError(ExportWidgetsError):
 
     @property
     def transient(self) -> bool:  # type: ignore[override]
-        """5xx answers (and server-side codes, whatever the status) are worth retrying; others are not."""
+        """5xx and 408 answers (and server-side codes, whatever the status) are worth retrying; others are not."""
         if self._transient is not None:
             return self._transient
-        return self.http_status is not None and self.http_status >= 500
+        return self.http_status is not None and (self.http_status >= 500 or self.http_status == 408)
 
     def _one_line(self) -> str:
-        name = _PROVIDER_NAMES.get(self.provider, self.provider)
+        name = provider_label(self.provider)
         where = f"{name} {self.operation}".strip()
         status = f"HTTP {self.http_status}" if self.http_status is not None else "no HTTP status"
         head = f"{where} failed ({status}"

@@ -146,7 +146,7 @@ def dashboard(monitors: Iterable[Any], tz: str = "UTC") -> pd.DataFrame:
             "monitor_status": monitor.status, "polls": len(monitor.history), "elapsed_s": fig.elapsed_s,
             "rate_pct_per_s": fig.rate_pct_per_s, "rate_samples_per_s": fig.rate_samples_per_s,
             "eta_s": fig.eta_s, "stalled": fig.stalled,
-            "last_poll_error": monitor.last_poll_error or (str(monitor.error) if monitor.error else None),
+            "last_poll_error": monitor.last_poll_error,
         })
         rows.append(base)
     frame = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, *DASHBOARD_EXTRA_COLUMNS])

@@ -144,6 +144,12 @@ class History:
                 "statuses": list(self.statuses.values), "messages": dict(self.messages),
             }
 
+    def progress_points(self) -> tuple[array, array]:
+        """Copies of the ``polled_at`` and ``progress`` columns only (what ETA and sparklines need)."""
+        with self._lock:
+            n = len(self.polled_at)
+            return self.polled_at[:n], self.progress[:n]
+
     def row(self, i: int) -> PollRecord:
         """Row ``i`` (negative indexes count from the end)."""
         with self._lock:

@@ -21,6 +21,7 @@ from .config import ENV
 from .errors import ExportWidgetsError
 from .monitor import ExportMonitor, MonitorGroup
 from .providers import ModelArtsClient, QianfanClient
+from .redact import one_line
 
 __all__ = ["ExportStatus", "load_ipython_extension"]
 
@@ -92,7 +93,7 @@ class ExportStatus(Magics, Configurable):
         except ExportWidgetsError as exc:
             if not self.short_errors:
                 raise
-            raise UsageError(" ".join(str(exc).split())) from None
+            raise UsageError(one_line(exc)) from None
 
     def _run(self, args: Any) -> Any:
         self._check_numbers(args)
@@ -229,7 +230,7 @@ class ExportStatus(Magics, Configurable):
         if errors and not tasks:
             raise errors[0]
         for exc in errors:
-            print(f"export_status: {' '.join(str(exc).split())}", file=sys.stderr)
+            print(f"export_status: {one_line(exc)}", file=sys.stderr)
         frame = frames.summary(tasks, tz=self.timezone)
         self._store(args, frame)
         return frame

@@ -24,6 +24,15 @@ __all__ = [
 ]
 
 
+#: How each provider's name is written for people.
+PROVIDER_LABELS: Mapping[str, str] = {"modelarts": "ModelArts", "qianfan": "Qianfan"}
+
+
+def provider_label(provider: str) -> str:
+    """``ModelArts`` / ``Qianfan`` (an unknown name as given)."""
+    return PROVIDER_LABELS.get(provider, provider)
+
+
 class TaskState(str, enum.Enum):
     """Normalised life-cycle state of an export task (a ``str`` so it compares and serialises as text)."""
 

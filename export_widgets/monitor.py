@@ -31,7 +31,7 @@ from .figures import Figures, compute_figures
 from .history import History, Outcome
 from .models import ExportTask
 from .poller import Poller, default_poller
-from .redact import redact_text
+from .redact import one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -193,6 +193,7 @@ class ExportMonitor:
         self._interval = floor
         self._started_at = clock()
         self._last_change_at: float | None = None
+        self._refresh_requested = False
         self._change_callbacks: list[Callable[[ExportTask], None]] = []
         self._update_callbacks: list[Callable[[ExportMonitor], None]] = []
         if start:
@@ -222,7 +223,8 @@ class ExportMonitor:
 
     @property
     def last_poll_error(self) -> str | None:
-        """One-line message of the most recent failed poll (cleared by the next good one)."""
+        """One-line, redacted message of the most recent failed poll (cleared by the next good one); after a
+        permanent error it is that error's message."""
         return self._last_poll_error
 
     @property
@@ -235,18 +237,11 @@ class ExportMonitor:
         """Epoch seconds when the monitor was created."""
         return self._started_at
 
-    @property
-    def provider_label(self) -> str:
-        """``ModelArts`` or ``Qianfan``."""
-        return {"modelarts": "ModelArts", "qianfan": "Qianfan"}.get(self.provider, self.provider)
-
     def figures(self, now: float | None = None) -> Figures:
         """Elapsed time, rate, ETA and stall, derived from this monitor's history."""
-        cols = self.history.snapshot()
-        return compute_figures(self._latest, cols["polled_at"], cols["progress"],  # type: ignore[arg-type]
-                               now=self._clock() if now is None else now,
-                               first_poll=cols["polled_at"][0] if len(cols["polled_at"]) else None,  # type: ignore[index, arg-type]
-                               stall_after=self.stall_after)
+        times, progress = self.history.progress_points()
+        return compute_figures(self._latest, times, progress, now=self._clock() if now is None else now,
+                               first_poll=times[0] if times else None, stall_after=self.stall_after)
 
     def history_frame(self, tz: str = "UTC") -> "pd.DataFrame":
         """Every poll as a DataFrame (see :func:`export_widgets.frames.history`)."""
@@ -274,6 +269,7 @@ class ExportMonitor:
     def refresh(self) -> None:
         """Poll as soon as possible (the "Refresh now" button)."""
         if not self.done:
+            self._refresh_requested = True  # a poll in flight now reschedules at once instead of backing off
             self._scheduler().schedule(self, 0.0)
 
     def stop(self) -> None:
@@ -310,10 +306,13 @@ class ExportMonitor:
         if not self._poll_lock.acquire(blocking=False):
             return None  # already polling; that run schedules the next one
         try:
+            self._refresh_requested = False
             delay = self.poll_once()
         finally:
             self._poll_lock.release()
-        return None if self.done else delay  # stop() may have come while the request was in flight
+        if self.done:  # stop() may have come while the request was in flight
+            return None
+        return 0.0 if self._refresh_requested else delay
 
     def poll_once(self) -> float | None:
         """Fetch the task once, record it, notify, and return the seconds until the next poll (or None)."""
@@ -353,7 +352,7 @@ class ExportMonitor:
 
     def _after_error(self, now: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
-        message = redact_text(" ".join(str(exc).split())) or type(exc).__name__
+        message = one_line(exc)
         if outcome == Outcome.INTERNAL:
             log.error("export_widgets: unexpected error polling %s", self.task_id, exc_info=exc)
             message = f"internal error ({type(exc).__name__}): {message}"

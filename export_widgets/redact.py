@@ -15,7 +15,7 @@ import re
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MASK", "redact_text", "redact_url", "register_secret"]
+__all__ = ["MASK", "one_line", "redact_text", "redact_url", "register_secret"]
 
 MASK = "***"
 
@@ -74,3 +74,8 @@ def redact_text(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one redacted line (its class name when it has no message)."""
+    return " ".join(redact_text(str(error)).split()) or type(error).__name__

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .figures import Figures
-from .models import ExportTask, TaskState
+from .models import PROVIDER_LABELS, ExportTask, TaskState
 from .redact import redact_text, redact_url
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ __all__ = [
     "text_table",
 ]
 
-PROVIDER_LABELS = {"modelarts": "ModelArts", "qianfan": "Qianfan"}
 _BAR_STYLES = {
     TaskState.PENDING: "info", TaskState.RUNNING: "info", TaskState.SUCCEEDED: "success",
     TaskState.FAILED: "danger", TaskState.STOPPED: "warning", TaskState.UNKNOWN: "",
@@ -198,7 +197,6 @@ def snapshot_html(monitor: "ExportMonitor", *, filters_html: str = "", history_h
     figures = monitor.figures()
     failed = monitor.error is not None
     style = bar_style(task, figures, failed=failed)
-    cols = monitor.history.snapshot()
     stats = stats_text(task, figures, last_error=monitor.last_poll_error, live=not monitor.done)
     ended = {"finished": "", "timed_out": "watch timed out", "stopped": "watch stopped",
              "error": "watch ended by an error", "running": "still running"}.get(monitor.status, monitor.status)
@@ -211,8 +209,7 @@ def snapshot_html(monitor: "ExportMonitor", *, filters_html: str = "", history_h
         f'<div class="ew-ended" style="color:#777">{esc(ended)}</div>' if ended else "",
         details_html(task),
         f'<div class="ew-error">{esc(monitor.error)}</div>' if monitor.error else "",
-        sparkline_svg(cols["polled_at"], cols["progress"],  # type: ignore[arg-type]
-                      colour=_COLOURS.get(style, _COLOURS[""])),
+        sparkline_svg(*monitor.history.progress_points(), colour=_COLOURS.get(style, _COLOURS[""])),
         f'<div style="color:#777">{len(monitor.history)} polls</div>',
         filters_html,
         history_html,

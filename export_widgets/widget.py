@@ -118,26 +118,34 @@ class ExportStatusWidget(widgets.VBox):
     #: Which tab shows which view-state key; hidden tabs are drawn when selected, not on every poll.
     _TAB_KEYS = {0: "summary", 2: "history", 3: "sparkline"}
 
-    def view_state(self) -> dict[str, Any]:
-        """What the widget should show now, as plain values (pure; tests compare it with the widget)."""
+    def view_state(self, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """What the widget should show now, as plain values (pure; tests compare it with the widget).
+
+        Keys in ``hidden`` (tabs nobody is looking at) are not computed: the history table and sparkline
+        walk the whole poll log.
+        """
         monitor = self.monitor
         task = monitor.latest
         now = monitor._clock()
         figures = monitor.figures(now)
         style = render.bar_style(task, figures, failed=monitor.error is not None)
-        error = monitor.last_poll_error or (str(monitor.error) if monitor.error else None)
+        error = monitor.last_poll_error
         stats = render.stats_text(task, figures, last_change=monitor.last_change_at, now=now, last_error=error)
         ended = "" if monitor.status in ("running", "finished") else f" ({monitor.status.replace('_', ' ')})"
-        cols = monitor.history.snapshot()
-        return {
+        state = {
             "header": render.header_html(monitor.provider, monitor.task_id, task, style) + render.esc(ended),
             "value": float(task.progress) if task is not None and task.progress is not None else 0.0,
             "bar_style": style,
             "stats": f'<span class="ew-stats">{render.esc(" · ".join(stats))}</span>',
-            "summary": render.details_html(task) or '<span style="color:#777">waiting for the first answer…</span>',
-            "history": history_table_html(monitor),
-            "sparkline": render.sparkline_svg(cols["polled_at"], cols["progress"]),  # type: ignore[arg-type]
         }
+        if "summary" not in hidden:
+            state["summary"] = render.details_html(task) or \
+                '<span style="color:#777">waiting for the first answer…</span>'
+        if "history" not in hidden:
+            state["history"] = history_table_html(monitor)
+        if "sparkline" not in hidden:
+            state["sparkline"] = render.sparkline_svg(*monitor.history.progress_points())
+        return state
 
     def _update_key(self) -> tuple[Any, ...]:
         """Everything a redraw depends on except the clock: equal keys mean an unchanged poll."""
@@ -153,8 +161,8 @@ class ExportStatusWidget(widgets.VBox):
 
     def _redraw(self) -> None:
         with self._lock:
-            hidden = {key for index, key in self._TAB_KEYS.items() if index != self.tabs.selected_index}
-            state = {k: v for k, v in self.view_state().items() if k not in hidden}
+            hidden = frozenset(key for index, key in self._TAB_KEYS.items() if index != self.tabs.selected_index)
+            state = self.view_state(hidden)
             changed = {key: value for key, value in state.items() if self._sent.get(key) != value}
             if changed:
                 # hold_sync is per model: hold every model we touch so each sends one message.

@@ -121,7 +121,7 @@ def test_status_as_a_subprocess(sim):
     ["status"],
     ["status", "--provider", "aws", "x"],
     ["status", "--provider", "qianfan"],
-    ["status", "--provider", "qianfan", "--timeout", "-1", "t"],
+    ["status", "--provider", "qianfan", "--request-timeout", "-1", "t"],
     ["simulate", "--port", "http"],
     ["simulate", "--port", "70000"],
     ["simulate", "--duration-scale", "0"],

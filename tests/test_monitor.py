@@ -144,6 +144,25 @@ def test_timeout_ends_on_time(empty_sim):
     assert all(d <= 10 for d in delays)
 
 
+def test_refresh_during_a_poll_is_not_lost(empty_sim):
+    """"Refresh now" pressed while a request is in flight: the next poll comes at once, not after backoff."""
+    empty_sim.add_task(TaskSpec("modelarts", "P", start_delay=1000, duration=10))
+    monitor = _monitor(empty_sim, "P")
+    monitor.poll_once()
+    fetch = monitor.client.get_export_task
+
+    def fetch_and_click(*args):
+        monitor.refresh()  # the button, mid-request
+        return fetch(*args)
+
+    monitor.client.get_export_task = fetch_and_click
+    monitor._scheduler().cancel(monitor)  # only run() below, no background poll
+    assert monitor.run() == 0.0
+    monitor.client.get_export_task = fetch
+    assert monitor.run() > 2.0  # unchanged and no click: the interval grows again
+    monitor.stop()
+
+
 def test_bad_arguments_are_config_errors(empty_sim):
     client = empty_sim.modelarts_client()
     with pytest.raises(ConfigError, match="dataset_id"):

@@ -401,25 +401,6 @@ def test_ten_minutes_of_a_persistent_fault_cost_few_requests(empty_sim, provider
     assert outcomes(monitor)[-1] == "ok" and monitor.last_poll_error is None
 
 
-def test_the_real_poller_respects_the_backoff_too():
-    """Same bound with the background poller and real time: a capped backoff of 0.4 s over ~2 s."""
-    poller = Poller(budget=2, idle_exit=0.3)
-    with serve([TaskSpec("qianfan", "task-real503", duration=600)]) as sim:
-        sim.set_faults("task-real503", [Fault("server_error", status=503, times=None)])
-        monitor = ExportMonitor(sim.qianfan_client(), "task-real503", interval=0.05, max_interval=0.4,
-                                poller=poller)
-        time.sleep(2.0)
-        monitor.stop()
-        seen = sim.request_count(task_id="task-real503")
-        # first at 0 s, then every >= 0.32 s (0.4 s - 20 % jitter): at most 1 + 2.0 / 0.32 (+1 in flight)
-        assert 2 <= seen <= 8, seen
-        deadline = time.monotonic() + 2
-        while len(monitor.history) < seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(monitor.history) == seen
-    poller.shutdown()
-
-
 # -- the shell survives ------------------------------------------------------------------------------------------
 
 def test_the_shell_survives_every_fault_and_keeps_working(monkeypatch, capsys):

@@ -280,6 +280,7 @@ def parse_export_task(
     updated = from_epoch_ms(data.get("update_time"))
     params = parse_export_params(data.get("export_params"))
     destination = as_str(data.get("path"))
+    destination = redact_text(destination) if destination else destination  # shown to people: no secrets
     if params and params.export_dest == "NEW_DATASET" and params.export_new_dataset_name:
         destination = f"new dataset {params.export_new_dataset_name}"
     error_message = as_str(data.get("error_msg")) or as_str(data.get("error_message"))

@@ -19,6 +19,7 @@ from .._http import HttpClient, Reply, body_snippet, classify_error, parse_retry
 from ..config import ENV, QIANFAN_DEFAULT_ENDPOINT, normalise_endpoint, resolve_credentials
 from ..errors import ConfigError, ResponseFormatError
 from ..models import ExportTask, TaskState
+from ..redact import redact_text
 from ..signing import BceAuth
 
 __all__ = ["DEFAULT_TIMEZONE", "QianfanClient", "parse_export_task"]
@@ -127,6 +128,11 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
+def _redacted(text: str | None) -> str | None:
+    """Server text is shown to people: mask anything that looks like a credential or a signed URL."""
+    return redact_text(text) if text else text
+
+
 def parse_export_task(result: Mapping[str, Any], *, requested_id: str, zone: tzinfo | None = None) -> ExportTask:
     """Normalise a DescribeExportTask ``result`` object. Unknown or missing fields never raise."""
     if not isinstance(result, Mapping):
@@ -150,10 +156,10 @@ def parse_export_task(result: Mapping[str, Any], *, requested_id: str, zone: tzi
         created_at=started,
         updated_at=finished or None,
         finished_at=finished,
-        destination=as_str(result.get("storagePath")),
+        destination=_redacted(as_str(result.get("storagePath"))),
         size_mb=as_float(result.get("sizeMB")),
         download_url=as_str(result.get("downloadUrl")),
         error_code=as_str(result.get("errorCode") or result.get("code")),
-        error_message=as_str(result.get("errorMessage") or result.get("message")),
+        error_message=_redacted(as_str(result.get("errorMessage") or result.get("message"))),
         raw=dict(result),
     )
