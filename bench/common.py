@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-__all__ = ["FixedBodyServer", "Result", "repeat"]
+__all__ = ["FastHandler", "FixedBodyServer", "Result", "repeat"]
 
 
 @dataclass
@@ -37,18 +37,26 @@ def repeat(fn: Callable[[], float], runs: int) -> tuple[float, list[float]]:
     return statistics.median(values), values
 
 
-class _Handler(BaseHTTPRequestHandler):
+class FastHandler(BaseHTTPRequestHandler):
+    """Keep-alive, TCP_NODELAY, headers and body in one send; answers ``body()`` after ``delay`` seconds."""
+
     protocol_version = "HTTP/1.1"
+    delay = 0.0
 
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def body(self) -> bytes:
+        return self.server.body  # type: ignore[attr-defined]
+
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        body = self.server.body  # type: ignore[attr-defined]
+        if self.delay:
+            time.sleep(self.delay)
+        body = self.body()
         head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 "Connection: keep-alive\r\n\r\n").encode()
         self.wfile.write(head + body)  # one send: no Nagle/delayed-ACK stall
@@ -64,7 +72,7 @@ class FixedBodyServer:
     the client-side cost of signing, parsing and normalising stands out against a raw ``requests`` call."""
 
     def __init__(self, body: bytes) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), FastHandler)
         self._server.daemon_threads = True
         self._server.body = body  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

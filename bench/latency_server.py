@@ -8,10 +8,10 @@ Run as ``python -m bench.latency_server SECONDS``; it prints its URL and serves 
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from .common import FastHandler
 
 MODELARTS = json.dumps({"task_id": "T", "status": "RUNNING", "progress": 10.0, "finished_sample_count": 100,
                         "total_sample_count": 1000, "create_time": 1700000000000}).encode()
@@ -19,27 +19,9 @@ QIANFAN = json.dumps({"requestId": "r", "result": {"exportStatus": "Exporting", 
                                                    "sampleCount": 1000, "startTime": "2024-08-01 10:31:48"}}).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    delay = 0.05
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        time.sleep(self.delay)
-        body = QIANFAN if self.path.startswith("/v2/dataset") else MODELARTS
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
+class _Handler(FastHandler):
+    def body(self) -> bytes:
+        return QIANFAN if self.path.startswith("/v2/dataset") else MODELARTS
 
 
 def main() -> None:
