@@ -108,13 +108,9 @@ def _outcome_of(error: BaseException) -> tuple[int, bool]:
 
 
 def change_key(task: ExportTask | None) -> tuple[Any, ...]:
-    """What counts as a change of a task: state, progress, counts, error, size."""
+    """What counts as a change of a task: state, progress, counts, error, size (``()`` for no task yet)."""
     if task is None:
         return ()
-    return _change_key(task)
-
-
-def _change_key(task: ExportTask) -> tuple[Any, ...]:
     return (task.state, task.raw_status, task.progress, task.finished_samples, task.total_samples,
             task.error_code, task.size_mb)
 
@@ -339,7 +335,7 @@ class ExportMonitor:
         previous, self._latest = self._latest, task
         self._consecutive_errors = 0
         self._last_poll_error = None
-        changed = previous is None or _change_key(previous) != _change_key(task)
+        changed = change_key(previous) != change_key(task)
         if changed:
             self._last_change_at = now
             self._notify_change(task)
