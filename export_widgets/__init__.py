@@ -6,6 +6,8 @@ importable without IPython.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._version import __version__
 from .errors import (
     APIError,
@@ -18,40 +20,43 @@ from .errors import (
     TransportError,
 )
 from .models import ExportParams, ExportTask, SearchCondition, TaskState
-from .monitor import ExportMonitor, MonitorGroup, watch, watch_many
-from .providers import ModelArtsClient, QianfanClient
+from .monitor import ExportMonitor, MonitorGroup, MonitorStatus, watch, watch_many
+from .providers import ModelArtsClient, QianfanClient, TaskRef, make_client
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "ConfigError",
+    "ExportMonitor",
     "ExportParams",
     "ExportTask",
-    "ExportMonitor",
     "ExportWidgetsError",
     "ModelArtsClient",
     "MonitorGroup",
+    "MonitorStatus",
     "QianfanClient",
     "RateLimitedError",
     "ResponseFormatError",
     "SearchCondition",
     "TaskNotFoundError",
+    "TaskRef",
     "TaskState",
     "TransportError",
     "__version__",
+    "make_client",
     "watch",
     "watch_many",
 ]
 
 
-def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext export_widgets``: registers ``%export_status`` (IPython is imported only now)."""
     from .magic import load_ipython_extension as load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext export_widgets``."""
     from .magic import unload_ipython_extension as unload
 

@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import email.utils
 import html
 import json
 import os
 import re
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar
 
 import requests
 
 from . import _version
-from .errors import (
-    APIError,
-    AuthenticationError,
-    RateLimitedError,
-    ResponseFormatError,
-    TaskNotFoundError,
-    TransportError,
-)
-from .models import provider_label
+from .errors import ResponseFormatError, TransportError
 from .redact import redact_text
 
-__all__ = ["DEFAULT_TIMEOUT", "HttpClient", "Reply", "USER_AGENT", "classify_error", "parse_retry_after"]
+__all__ = ["DEFAULT_TIMEOUT", "HttpClient", "Reply", "USER_AGENT", "body_snippet"]
 
 USER_AGENT = f"export-widgets/{_version.__version__} python-requests/{requests.__version__}"
 #: (connect, read) seconds. Status calls are small: a minute-long read means something is wrong.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
-_AUTH_CODES = frozenset({
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestExpired", "InvalidHTTPAuthHeader",
-    "OptInRequired", "APIGW.0301", "APIGW.0101", "APIG.0301", "APIG.0101",
-    "ModelArts.4504", "ModelArts.5001", "ModelArts.5002", "ModelArts.6620", "ModelArts.0112", "ModelArts.4336",
-})
-_NOT_FOUND_CODES = frozenset({
-    "ModelArts.4359", "ModelArts.4352", "ModelArts.4338", "ModelArts.6623", "ModelArts.0015",
-    "NotFound", "ResourceNotFound", "TaskNotFound", "DatasetNotFound",
-})
-_RATE_CODES = frozenset({
-    "APIG.0308", "ModelArts.4395", "ModelArts.6101", "QPSLimitReached", "RPMLimitReached", "ServerHighLoad",
-    "RequestLimitReached", "TooManyRequests",
-})
-#: Server-side failures: worth retrying even when they arrive with a non-5xx status (Qianfan sends errors
-#: inside HTTP 200; spec §2.5: the SDK itself retries 500000 "console internal error" and 336100).
-_SERVER_CODES = frozenset({
-    "InternalError", "ServiceUnavailable", "ModelArts.6102", "ModelArts.6692", "ModelArts.6699",
-    "APIGW.0201", "APIGW.0202", "APIGW.0203", "500000", "336100",
-})
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -70,47 +42,6 @@ class Reply:
         return self.content.decode("utf-8", errors="replace")
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None if absent/bad."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment is None:
-            return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
-    return max(0.0, min(seconds, 3600.0)) if seconds == seconds else None  # NaN guard
-
-
-def classify_error(
-    *,
-    provider: str,
-    operation: str,
-    http_status: int | None,
-    code: str,
-    message: str,
-    request_id: str,
-    retry_after: float | None = None,
-) -> APIError:
-    """Build the most specific :class:`APIError` subclass for a vendor error."""
-    kwargs = dict(provider=provider, operation=operation, http_status=http_status, code=code,
-                  message=redact_text(message), request_id=request_id)
-    if http_status == 429 or code in _RATE_CODES:
-        return RateLimitedError(retry_after=retry_after, **kwargs)
-    if http_status in (401, 403) or code in _AUTH_CODES:
-        return AuthenticationError(**kwargs)
-    if http_status == 404 or code in _NOT_FOUND_CODES:
-        return TaskNotFoundError(**kwargs)
-    if code in _SERVER_CODES:
-        return APIError(transient=True, **kwargs)
-    return APIError(**kwargs)
-
-
 def body_snippet(reply: Reply, limit: int = 160) -> str:
     """A short, tag-free, one-line excerpt of a non-JSON body for error messages."""
     text = " ".join(html.unescape(_TAGS.sub(" ", reply.text)).split())
@@ -123,7 +54,9 @@ def body_snippet(reply: Reply, limit: int = 160) -> str:
 class HttpClient:
     """Base of the provider clients: a ``requests.Session`` with a signing hook, timeouts and error mapping."""
 
-    provider = ""
+    #: The provider's registry name and how people write it (set by each provider's client).
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -156,6 +89,11 @@ class HttpClient:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     @property
+    def provider(self) -> str:
+        """The provider's registry name (``name``; kept for code written against earlier versions)."""
+        return self.name
+
+    @property
     def session(self) -> requests.Session:
         """The underlying session (one connection pool per client)."""
         return self._session
@@ -164,7 +102,7 @@ class HttpClient:
         """Close pooled connections."""
         self._session.close()
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -197,7 +135,7 @@ class HttpClient:
                               provider=self.provider, operation=operation)
 
     def _display_name(self) -> str:
-        return provider_label(self.provider)
+        return self.label or self.name
 
     def _format_error(self, operation: str, reply: Reply) -> ResponseFormatError:
         return ResponseFormatError(provider=self.provider, operation=operation, http_status=reply.status,
@@ -219,7 +157,3 @@ def _reason(exc: BaseException) -> str:
         if marker in text:
             return marker
     return f"{type(exc).__name__}: {text[:150]}"
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)

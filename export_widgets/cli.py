@@ -21,19 +21,19 @@ import shlex
 import signal
 import sys
 import threading
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn, TextIO
 
 from . import _version, render
-from .config import ENV
 from .errors import ConfigError, ExportWidgetsError
 from .models import ExportTask, TaskState
-from .redact import one_line, redact_text
+from .monitor import MonitorStatus
+from .providers import REGISTRY, ClientSettings, ProviderClient, TaskRef, get_provider, make_client
+from .redact import one_line
 
-__all__ = ["build_parser", "format_table", "main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "export-widgets"
-#: Env var for the ModelArts base URL when neither --endpoint nor --region is given (the simulator sets it).
-ENDPOINT_ENV = ENV.MODELARTS_ENDPOINT
 
 
 class _UsageError(Exception):
@@ -43,33 +43,38 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse, but errors become one line (no usage dump) and exit code 2 is decided by :func:`main`."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
-
-
-#: Kept under its old name for callers of the CLI module; the table itself lives in :mod:`render`.
-format_table = render.task_table
 
 
 # -- status --------------------------------------------------------------------------------------------------
 
-def _status_client(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    from .providers import ModelArtsClient, QianfanClient
+#: Location flags: (flag, argparse attribute, the provider setting it feeds; dataset is a task's, not a client's).
+_LOCATION_FLAGS = (("--dataset", "dataset", "dataset"), ("--project", "project", "project_id"),
+                   ("--region", "region", "region"))
 
-    if args.provider == "qianfan":
-        misplaced = [flag for flag, value in (("--dataset", args.dataset), ("--project", args.project),
-                                              ("--region", args.region)) if value]
-        if misplaced:
-            raise ConfigError(f"{', '.join(misplaced)} applies to --provider modelarts only")
-        return QianfanClient(endpoint=args.endpoint, timeout=args.request_timeout, environ=environ)
-    if not args.dataset:
-        raise ConfigError("--provider modelarts needs --dataset DATASET_ID")
-    if not (args.endpoint or args.region or environ.get(ENDPOINT_ENV)):
-        raise ConfigError(f"--provider modelarts needs --region (e.g. cn-north-4) or --endpoint URL "
-                          f"(or env {ENDPOINT_ENV})")
-    # Precedence (--endpoint > --region > env) is the client's own.
-    return ModelArtsClient(project_id=args.project, region=args.region, endpoint=args.endpoint,
-                           timeout=args.request_timeout, environ=environ)
+
+def _status_client(args: argparse.Namespace, environ: Mapping[str, str]) -> ProviderClient:
+    """The client for ``--provider`` (built by the providers' factory), after checking the location flags."""
+    client_class = get_provider(args.provider)
+    used = set(client_class.settings_used) | ({"dataset"} if client_class.needs_dataset else set())
+    misplaced = [(flag, setting) for flag, attribute, setting in _LOCATION_FLAGS
+                 if getattr(args, attribute) and setting not in used]
+    if misplaced:
+        flags = ", ".join(flag for flag, _ in misplaced)
+        takers = [name for name, cls in REGISTRY.items()
+                  if misplaced[0][1] in cls.settings_used or (misplaced[0][1] == "dataset" and cls.needs_dataset)]
+        raise ConfigError(f"{flags} applies to --provider {'|'.join(takers) or 'none'} only")
+    if client_class.needs_dataset and not args.dataset:
+        raise ConfigError(f"--provider {client_class.name} needs --dataset DATASET_ID")
+    return make_client(client_class.name, ClientSettings(endpoint=args.endpoint, region=args.region,
+                                                         project_id=args.project,
+                                                         request_timeout=args.request_timeout, environ=environ))
+
+
+def _refs(client: ProviderClient, args: argparse.Namespace) -> list[TaskRef]:
+    dataset = args.dataset if client.needs_dataset else None
+    return [TaskRef(client.name, task_id, dataset) for task_id in args.task_ids]
 
 
 def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
@@ -77,18 +82,19 @@ def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapp
     client = _status_client(args, environ)
     tasks: list[ExportTask] = []
     failed = 0
-    with client:
-        for task_id in args.task_ids:
+    try:
+        for ref in _refs(client, args):
             try:
-                task = (client.get_export_task(args.dataset, task_id) if args.provider == "modelarts"
-                        else client.get_export_task(task_id))
+                task = client.fetch(ref)
             except ExportWidgetsError as exc:
                 failed += 1
-                err.write(f"{PROG} status: {task_id}: {one_line(exc)}\n")
+                err.write(f"{PROG} status: {ref.task_id}: {one_line(exc)}\n")
                 continue
             tasks.append(task)
+    finally:
+        client.close()
     if tasks:
-        out.write(format_table(tasks) + "\n")
+        out.write(render.task_table(tasks) + "\n")
     return 1 if failed else 0
 
 
@@ -101,22 +107,23 @@ def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
 
     client = _status_client(args, environ)
     watch_timeout = args.timeout
-    dataset = args.dataset if args.provider == "modelarts" else None
-    with client:
-        group = MonitorGroup(ExportMonitor(client, task_id, dataset, interval=args.interval, timeout=watch_timeout)
-                             for task_id in args.task_ids)
+    try:
+        group = MonitorGroup(ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval,
+                                           timeout=watch_timeout) for ref in _refs(client, args))
         TextView(group.monitors, stream=out)
         group.wait(stop_on_interrupt=True)
         group.stop()
+    finally:
+        client.close()
     tasks = [m.latest for m in group if m.latest is not None]
     if tasks:
-        out.write("\n" + format_table(tasks) + "\n")
+        out.write("\n" + render.task_table(tasks) + "\n")
     for monitor in group:
         if monitor.error is not None:
             err.write(f"{PROG} watch: {monitor.task_id}: {one_line(monitor.error)}\n")
-        elif monitor.status == "timed_out":
-            err.write(f"{PROG} watch: {monitor.task_id}: still {monitor.latest.state.value if monitor.latest else 'unknown'}"
-                      f" after --timeout {watch_timeout:g} s\n")
+        elif monitor.status is MonitorStatus.TIMED_OUT:
+            last = monitor.latest.state.value if monitor.latest else "unknown"
+            err.write(f"{PROG} watch: {monitor.task_id}: still {last} after --timeout {watch_timeout:g} s\n")
     succeeded = all(m.latest is not None and m.latest.state is TaskState.SUCCEEDED for m in group)
     return 0 if succeeded else 1
 
@@ -203,7 +210,12 @@ def _on_signals(signals: Sequence[int], handler: Callable[..., None]) -> Callabl
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {sig: signal.signal(sig, handler) for sig in signals}
-    return lambda: [signal.signal(sig, old) for sig, old in previous.items()] and None
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 # -- parser and entry point ------------------------------------------------------------------------------------
@@ -233,12 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Where the tasks are: shared by `status` and `watch`.
     target = _Parser(add_help=False)
-    target.add_argument("--provider", required=True, choices=("modelarts", "qianfan"))
+    target.add_argument("--provider", required=True, choices=tuple(REGISTRY))
     target.add_argument("--dataset", help="ModelArts dataset id (required for modelarts)")
     target.add_argument("--project", help="ModelArts project id (default: env HUAWEICLOUD_SDK_PROJECT_ID)")
     target.add_argument("--region", help="ModelArts region, e.g. cn-north-4")
-    target.add_argument("--endpoint", help=f"base URL (ModelArts default: env {ENDPOINT_ENV}; Qianfan default: "
-                                           "env QIANFAN_CONSOLE_API_BASE_URL or https://qianfan.baidubce.com)")
+    target.add_argument("--endpoint", help="base URL (default: the provider's env var, e.g. "
+                                           + "; ".join(f"{cls.label}: {cls.env.endpoint}" for cls in REGISTRY.values()
+                                                       if cls.env.endpoint) + ")")
 
     status = commands.add_parser(
         "status", parents=[target], help="print the current status of export tasks as a table",

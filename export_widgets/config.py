@@ -1,6 +1,6 @@
-"""Resolve endpoints, project ids and credentials: explicit argument > environment > default.
+"""Provider-neutral checks of endpoints, ids and credentials: explicit argument > environment > default.
 
-The env-var names are the official SDKs' own, so a machine already set up for them works unchanged.
+Each provider module names its own env vars (the official SDKs' names, so a machine set up for them works).
 Secrets live in :class:`Credentials` with ``repr`` masked; nothing here prints or logs them.
 """
 
@@ -8,53 +8,24 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .redact import redact_url, register_secret
 
+if TYPE_CHECKING:
+    from .providers.base import EnvNames
+
 __all__ = [
     "Credentials",
-    "ENV",
-    "MODELARTS_REGIONS",
-    "QIANFAN_DEFAULT_ENDPOINT",
-    "modelarts_endpoint",
     "normalise_endpoint",
     "resolve_credentials",
     "validate_id",
 ]
 
-
-class ENV:
-    """Environment variable names read by this package (the vendors' SDK conventions)."""
-
-    HUAWEI_AK = "HUAWEICLOUD_SDK_AK"
-    HUAWEI_SK = "HUAWEICLOUD_SDK_SK"
-    HUAWEI_SECURITY_TOKEN = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
-    HUAWEI_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID"
-    QIANFAN_AK = "QIANFAN_ACCESS_KEY"
-    QIANFAN_SK = "QIANFAN_SECRET_KEY"
-    QIANFAN_BASE_URL = "QIANFAN_CONSOLE_API_BASE_URL"
-    QIANFAN_SIGN_EXPIRATION = "QIANFAN_IAM_SIGN_EXPIRATION_SEC"
-    #: This package's own: a ModelArts base URL (OTC, a proxy, the simulator) when no region is given.
-    MODELARTS_ENDPOINT = "EXPORT_WIDGETS_MODELARTS_ENDPOINT"
-
-
-QIANFAN_DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
-OTC_MODELARTS_ENDPOINT = "https://modelarts.eu-de.otc.t-systems.com"
-
-#: Huawei Cloud regions with ModelArts (huaweicloudsdkmodelarts 3.1.219 ``ModelArtsRegion``).
-MODELARTS_REGIONS: Mapping[str, str] = {
-    region: f"https://modelarts.{region}.myhuaweicloud.com"
-    for region in (
-        "cn-north-1", "cn-north-2", "cn-north-4", "cn-north-9", "cn-north-11", "cn-north-12",
-        "cn-east-3", "cn-east-4", "cn-south-1", "cn-southwest-2", "cn-southwest-3",
-        "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "af-south-1", "af-north-1",
-        "la-south-2", "la-north-2", "sa-brazil-1", "tr-west-1", "me-east-1",
-    )
-} | {"ap-southeast-1": "https://modelarts.ap-southeast-1.myhuaweicloud.cn"}  # the one .cn exception
 
 # Ids go into URL paths: letters, digits, '-', '_' and '.', never '/', '..' or whitespace.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -112,61 +83,36 @@ def normalise_endpoint(url: str, what: str = "endpoint") -> str:
     return url.strip().rstrip("/")
 
 
-def modelarts_endpoint(endpoint: str | None, region: str | None,
-                       environ: Mapping[str, str] | None = None) -> str:
-    """The ModelArts base URL: ``endpoint``, else ``region``, else env ``EXPORT_WIDGETS_MODELARTS_ENDPOINT``."""
-    if endpoint:
-        return normalise_endpoint(endpoint)
-    if not region:
-        from_env = _env(environ).get(ENV.MODELARTS_ENDPOINT)
-        if from_env:
-            return normalise_endpoint(from_env, f"env {ENV.MODELARTS_ENDPOINT}")
-        raise ConfigError(
-            "ModelArtsClient needs region= (e.g. 'cn-north-4') or endpoint= "
-            f"(Open Telekom Cloud: endpoint='{OTC_MODELARTS_ENDPOINT}'), or env {ENV.MODELARTS_ENDPOINT}"
-        )
-    key = region.strip().lower()
-    if key in MODELARTS_REGIONS:
-        return MODELARTS_REGIONS[key]
-    if key.startswith("eu-"):
-        raise ConfigError(
-            f"region {region!r} is an Open Telekom Cloud region: pass endpoint='{OTC_MODELARTS_ENDPOINT}'"
-        )
-    raise ConfigError(
-        f"unknown ModelArts region {region!r}: pass endpoint= or one of {', '.join(sorted(MODELARTS_REGIONS))}"
-    )
-
-
 def resolve_credentials(
-    provider: str,
+    client: str,
+    env_names: EnvNames,
     *,
     ak: str | None = None,
     sk: str | None = None,
     security_token: str | None = None,
     token: str | None = None,
     environ: Mapping[str, str] | None = None,
+    token_allowed: bool = False,
 ) -> Credentials:
-    """Pick credentials for ``provider`` ("modelarts" or "qianfan"), explicit first, then the environment.
+    """Pick credentials for a provider client, explicit first, then the provider's environment variables.
 
+    ``client`` names the provider in messages (``"ModelArts"``); ``env_names`` are the variables it reads.
     Raises :class:`ConfigError` naming the argument and env var to set when a key is missing.
     """
     env = _env(environ)
-    if provider == "modelarts" and token:
+    if token_allowed and token:
         register_secret(token)
         return Credentials(token=token, source="argument")
-    if provider == "modelarts":
-        ak_var, sk_var, client = ENV.HUAWEI_AK, ENV.HUAWEI_SK, "ModelArtsClient"
-        security_token = security_token or env.get(ENV.HUAWEI_SECURITY_TOKEN) or None
-    else:
-        ak_var, sk_var, client = ENV.QIANFAN_AK, ENV.QIANFAN_SK, "QianfanClient"
+    if env_names.security_token:
+        security_token = security_token or env.get(env_names.security_token) or None
     source = "argument" if (ak and sk) else "environment"
-    ak = ak or env.get(ak_var) or None
-    sk = sk or env.get(sk_var) or None
-    missing = [f"{arg}= (or env {var})" for arg, var, value in (("ak", ak_var, ak), ("sk", sk_var, sk))
-               if not value]
+    ak = ak or env.get(env_names.access_key) or None
+    sk = sk or env.get(env_names.secret_key) or None
+    missing = [f"{arg}= (or env {var})" for arg, var, value in
+               (("ak", env_names.access_key, ak), ("sk", env_names.secret_key, sk)) if not value]
     if missing:
-        hint = " or token=" if provider == "modelarts" else ""
-        raise ConfigError(f"{client} has no credentials: pass {' and '.join(missing)}{hint}")
+        hint = " or token=" if token_allowed else ""
+        raise ConfigError(f"{client}Client has no credentials: pass {' and '.join(missing)}{hint}")
     for secret in (ak, sk, security_token):
         register_secret(secret)
     return Credentials(access_key=ak, secret_key=sk, security_token=security_token, source=source)

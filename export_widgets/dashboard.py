@@ -18,6 +18,7 @@ from . import render
 from ._live import LiveOutput, Throttle
 from .models import TaskState
 from .monitor import ExportMonitor, MonitorGroup
+from .providers import provider_label
 
 __all__ = ["ExportDashboard", "SORT_KEYS"]
 
@@ -47,7 +48,7 @@ def _row_state(monitor: ExportMonitor) -> dict[str, Any]:
                               live=not monitor.done)
     return {
         "label": f'<span class="ew-row-label" data-task-id="{render.esc(monitor.task_id)}">'
-                 f'{render.esc(render.PROVIDER_LABELS.get(monitor.provider, monitor.provider))} '
+                 f'{render.esc(provider_label(monitor.provider))} '
                  f'<code>{render.esc(monitor.task_id)}</code> <b class="ew-row-state">{render.esc(state)}</b></span>',
         "value": float(task.progress) if task is not None and task.progress is not None else 0.0,
         "bar_style": style,

@@ -17,6 +17,7 @@ from typing import IO
 from . import render
 from .monitor import ExportMonitor, MonitorGroup
 from .poller import Poller
+from .providers import make_client
 from .textview import TextView
 
 __all__ = ["QUICKSTART", "run_demo"]
@@ -40,7 +41,8 @@ def watch_simulated_tasks(out_dir: Path, *, speed: float, stream: IO[str]) -> tu
     with simulator.serve(scenario=scenario) as sim:
         _say(stream, f"Embedded simulator at {sim.url}: {len(sim.tasks)} export tasks "
                      f"(time compressed {speed:g}x)\n")
-        clients = {"modelarts": sim.modelarts_client(), "qianfan": sim.qianfan_client()}
+        clients = {name: make_client(name, endpoint=sim.url, environ=sim.env)
+                   for name in {spec.provider for spec in sim.tasks.values()}}
         scripted = {task_id: spec.outcome for task_id, spec in sim.tasks.items()}
         poller = Poller()
         group = MonitorGroup(

@@ -28,12 +28,14 @@ Every frame can be saved with ``to_csv``/``to_parquet`` (:func:`to_parquet` expl
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .history import History, Outcome
+from .errors import Outcome
+from .history import History
 from .models import SAMPLE_STATE_MEANINGS, ExportTask, SearchCondition, TaskState
 from .redact import redact_url
 
@@ -79,7 +81,7 @@ LABEL_TYPE_NAMES = {
     600: "video classification",
 }
 _STATE_DTYPE = pd.CategoricalDtype([s.value for s in TaskState])
-_OUTCOME_DTYPE = pd.CategoricalDtype(list(Outcome.NAMES))
+_OUTCOME_DTYPE = pd.CategoricalDtype([outcome.label for outcome in Outcome])
 
 
 def _times(values: Iterable[Any], tz: str) -> pd.Series:

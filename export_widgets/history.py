@@ -11,30 +11,13 @@ from __future__ import annotations
 import math
 import threading
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
+from .errors import Outcome
 from .models import ExportTask, TaskState
 
 __all__ = ["History", "Outcome", "PollRecord"]
-
-
-class Outcome:
-    """Outcome classes of a poll, as stored (``uint8``) and shown (``str``)."""
-
-    OK = 0
-    TRANSPORT = 1
-    RATE_LIMITED = 2
-    SERVER_ERROR = 3
-    BAD_RESPONSE = 4
-    AUTH = 5
-    NOT_FOUND = 6
-    API_ERROR = 7
-    CONFIG = 8
-    INTERNAL = 9
-
-    NAMES = ("ok", "transport_error", "rate_limited", "server_error", "bad_response", "auth_error",
-             "not_found", "api_error", "config_error", "internal_error")
 
 
 _STATES = tuple(TaskState)
@@ -104,14 +87,14 @@ class History:
         with self._lock:
             self._append(polled_at, latency_s, Outcome.OK, None, task)
 
-    def record_error(self, polled_at: float, latency_s: float | None, outcome: int, code: str | None,
+    def record_error(self, polled_at: float, latency_s: float | None, outcome: Outcome, code: str | None,
                      message: str) -> None:
         """Append a failed poll (the error is kept, not dropped)."""
         with self._lock:
             self.messages[len(self.polled_at)] = message
             self._append(polled_at, latency_s, outcome, code or None, None)
 
-    def _append(self, polled_at: float, latency_s: float | None, outcome: int, code: str | None,
+    def _append(self, polled_at: float, latency_s: float | None, outcome: Outcome, code: str | None,
                 task: ExportTask | None) -> None:
         self.latency_s.append(math.nan if latency_s is None else latency_s)
         self.outcome.append(outcome)
@@ -144,7 +127,7 @@ class History:
                 "statuses": list(self.statuses.values), "messages": dict(self.messages),
             }
 
-    def progress_points(self) -> tuple[array, array]:
+    def progress_points(self) -> tuple[array[float], array[float]]:
         """Copies of the ``polled_at`` and ``progress`` columns only (what ETA and sparklines need)."""
         with self._lock:
             n = len(self.polled_at)
@@ -163,7 +146,7 @@ class History:
             return PollRecord(
                 polled_at=self.polled_at[i],
                 latency_s=None if math.isnan(latency) else float(latency),
-                outcome=Outcome.NAMES[self.outcome[i]],
+                outcome=Outcome(self.outcome[i]).label,
                 error_code=self.codes.values[self.error_code[i]],
                 error_message=self.messages.get(i),
                 state=None if state == _NO_STATE else _STATES[state],

@@ -6,34 +6,45 @@ setting. Credentials are never settings: they come from the clients' env vars.
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.process import arg_split
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]  # re-exported, not declared
+from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .config import ENV
 from .errors import ExportWidgetsError
-from .monitor import ExportMonitor, MonitorGroup
-from .providers import ModelArtsClient, QianfanClient
+from .models import ExportTask
+from .monitor import ExportMonitor, MonitorGroup, MonitorStatus
+from .providers import (
+    REGISTRY,
+    ClientSettings,
+    ListsTasks,
+    ProviderClient,
+    TaskRef,
+    get_provider,
+    infer_provider,
+    make_client,
+    provider_names,
+)
 from .redact import one_line
 
 __all__ = ["ExportStatus", "load_ipython_extension"]
 
-PROVIDERS = ("modelarts", "qianfan")
+#: A task to watch: the client that reaches it and its reference.
+Target = tuple[ProviderClient, TaskRef]
 
 
 @magics_class
 class ExportStatus(Magics, Configurable):
     """Watch ModelArts / Qianfan dataset export tasks: ``%export_status [options] TASK_ID ...``."""
 
-    default_provider = CaselessStrEnum(
-        ("", *PROVIDERS), default_value="", config=True,
+    default_provider = Unicode(
+        "", config=True,
         help="Provider used when --provider is not given and the task id does not tell (modelarts or qianfan).")
     interval = Float(2.0, config=True, help="Poll floor in seconds; it grows while nothing changes (cap 60 s).")
     timeout = Float(0.0, config=True, help="Stop watching after this many seconds (0 = no limit).")
@@ -55,14 +66,21 @@ class ExportStatus(Magics, Configurable):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._clients: dict[tuple[object, ...], ProviderClient] = {}
         self._simulator: Any = None
+
+    @validate("default_provider")
+    def _valid_provider(self, proposal: dict[str, Any]) -> str:
+        name = str(proposal["value"]).strip().lower()
+        if name and name not in provider_names():
+            raise TraitError(f"unknown provider {proposal['value']!r}: use one of {', '.join(provider_names())}")
+        return name
 
     # -- the magic --------------------------------------------------------------------------------------
 
     @magic_arguments()
     @argument("task_ids", nargs="*", metavar="TASK_ID", help="Export task id(s).")
-    @argument("--provider", choices=PROVIDERS, help="modelarts or qianfan (inferred when unambiguous).")
+    @argument("--provider", help="modelarts or qianfan (inferred when unambiguous).")
     @argument("--dataset", help="ModelArts dataset id.")
     @argument("--project", help="ModelArts project id.")
     @argument("--region", help="Huawei Cloud region, e.g. cn-north-4.")
@@ -95,7 +113,7 @@ class ExportStatus(Magics, Configurable):
                 raise
             raise UsageError(one_line(exc)) from None
 
-    def _run(self, args: Any) -> Any:
+    def _run(self, args: argparse.Namespace) -> Any:
         self._check_numbers(args)
         if args.once and args.wait:
             raise UsageError("--once and --wait exclude each other: --once fetches one status, --wait blocks "
@@ -116,7 +134,7 @@ class ExportStatus(Magics, Configurable):
         return self._watch(args, targets)
 
     @staticmethod
-    def _check_numbers(args: Any) -> None:
+    def _check_numbers(args: argparse.Namespace) -> None:
         for name in ("interval", "timeout"):
             value = getattr(args, name)
             if value is not None and not value > 0:
@@ -124,58 +142,51 @@ class ExportStatus(Magics, Configurable):
 
     # -- clients ----------------------------------------------------------------------------------------
 
-    def _provider_of(self, args: Any, task_id: str) -> str:
+    def _provider_of(self, args: argparse.Namespace, task_id: str) -> str:
         if args.provider:
-            return args.provider
+            if args.provider.strip().lower() not in provider_names():
+                raise UsageError(f"argument --provider: invalid choice {args.provider!r} "
+                                 f"(choose from {', '.join(provider_names())})")
+            return str(get_provider(args.provider).name)
         if self._simulator is not None and args.simulate and task_id in self._simulator.tasks:
-            return self._simulator.tasks[task_id].provider
-        if task_id.startswith("task-"):
-            return "qianfan"
-        if self.default_provider:
-            return self.default_provider.lower()
-        if args.dataset:
-            return "modelarts"  # only ModelArts export tasks belong to a dataset
-        raise UsageError(f"cannot tell the provider of task {task_id!r}: pass --provider modelarts|qianfan "
-                         "(Qianfan ids look like task-…; ModelArts also needs --dataset)")
+            return str(self._simulator.tasks[task_id].provider)
+        inferred = infer_provider(task_id) or self.default_provider or \
+            infer_provider(task_id, has_dataset=bool(args.dataset))
+        if inferred:
+            return inferred
+        raise UsageError(f"cannot tell the provider of task {task_id!r}: pass --provider "
+                         f"{'|'.join(provider_names())} (Qianfan ids look like task-…; ModelArts also needs --dataset)")
 
-    def _target(self, args: Any, task_id: str) -> tuple[Any, str, str | None]:
+    def _target(self, args: argparse.Namespace, task_id: str) -> Target:
         provider = self._provider_of(args, task_id)
-        if provider == "qianfan":
-            return self._client(args, provider), task_id, None
+        client_class = get_provider(provider)
+        if not client_class.needs_dataset:
+            return self._client(args, provider), TaskRef(provider, task_id)
         dataset = args.dataset or self.dataset
         if not dataset and self._simulator is not None and args.simulate:
             spec = self._simulator.tasks.get(task_id)
             dataset = getattr(spec, "dataset_id", None) or self._simulator.dataset_id
         if not dataset:
-            raise UsageError(f"ModelArts task {task_id!r} needs --dataset DATASET_ID "
+            raise UsageError(f"{client_class.label} task {task_id!r} needs --dataset DATASET_ID "
                              "(or %config ExportStatus.dataset = '...')")
-        return self._client(args, provider), task_id, dataset
+        return self._client(args, provider), TaskRef(provider, task_id, dataset)
 
-    def _client(self, args: Any, provider: str) -> Any:
-        if args.simulate:
-            key: tuple[Any, ...] = ("simulator", provider)
-            if key not in self._clients:
-                sim = self._simulator
-                self._clients[key] = sim.modelarts_client() if provider == "modelarts" else sim.qianfan_client()
-            return self._clients[key]
-        if provider == "modelarts":
-            endpoint = args.endpoint or self.modelarts_endpoint or None
-            region = args.region or self.region or None
-            project = args.project or self.project_id or None
-            key = ("modelarts", endpoint, region, project)
-            if not (project or os.environ.get(ENV.HUAWEI_PROJECT_ID)):
-                raise UsageError("ModelArts needs a project id: pass --project P, or set "
-                                 f"%config ExportStatus.project_id or env {ENV.HUAWEI_PROJECT_ID}")
-            if not (endpoint or region or os.environ.get(ENV.MODELARTS_ENDPOINT)):
-                raise UsageError("ModelArts needs --region R (e.g. cn-north-4) or --endpoint URL "
-                                 "(Open Telekom Cloud: https://modelarts.eu-de.otc.t-systems.com)")
-            if key not in self._clients:
-                self._clients[key] = ModelArtsClient(project_id=project, region=region, endpoint=endpoint)
-        else:
-            endpoint = args.endpoint or self.qianfan_endpoint or None
-            key = ("qianfan", endpoint, self.qianfan_timezone)
-            if key not in self._clients:
-                self._clients[key] = QianfanClient(endpoint=endpoint, timezone=self.qianfan_timezone)
+    def _settings(self, args: argparse.Namespace, provider: str) -> ClientSettings:
+        """Flags first, then this provider's ``%config`` settings (``<provider>_endpoint``, ...)."""
+        if args.simulate:  # the simulator's own env: its URL and fake credentials
+            return ClientSettings(endpoint=self._simulator.url, environ=self._simulator.env)
+        return ClientSettings(
+            endpoint=args.endpoint or getattr(self, f"{provider}_endpoint", "") or None,
+            region=args.region or self.region or None,
+            project_id=args.project or self.project_id or None,
+            timezone=getattr(self, f"{provider}_timezone", "") or None,
+        )
+
+    def _client(self, args: argparse.Namespace, provider: str) -> ProviderClient:
+        settings = self._settings(args, provider)
+        key = (provider, args.simulate, settings.endpoint, settings.region, settings.project_id, settings.timezone)
+        if key not in self._clients:
+            self._clients[key] = make_client(provider, settings)
         return self._clients[key]
 
     def _ensure_simulator(self) -> None:
@@ -194,63 +205,71 @@ class ExportStatus(Magics, Configurable):
         if self._simulator is not None:
             self._simulator.stop()
             self._simulator = None
-            self._clients = {k: v for k, v in self._clients.items() if k[0] != "simulator"}
+            self._clients = {key: client for key, client in self._clients.items() if not key[1]}
 
     # -- modes ------------------------------------------------------------------------------------------
 
-    def _store(self, args: Any, value: Any) -> None:
+    def _store(self, args: argparse.Namespace, value: object) -> None:
         if args.output:
             if not args.output.isidentifier():
                 raise UsageError(f"-o {args.output!r} is not a valid variable name")
-            self.shell.push({args.output: value})
+            if self.shell is not None:
+                self.shell.push({args.output: value})
 
-    def _list(self, args: Any) -> Any:
+    def _list(self, args: argparse.Namespace) -> Any:
         from . import frames
 
-        if args.provider == "qianfan":
-            raise UsageError("--list works for ModelArts only: Qianfan has no list-export-tasks API")
+        provider = str(get_provider(args.provider).name) if args.provider else \
+            infer_provider("", has_dataset=True) or ""
+        client_class = get_provider(provider)
+        if not issubclass(client_class, ListsTasks):
+            listers = [cls.label for cls in REGISTRY.values() if issubclass(cls, ListsTasks)]
+            raise UsageError(f"--list works for {', '.join(listers)} only: {client_class.label} has no "
+                             "list-export-tasks API")
+        client = self._client(args, provider)
+        assert isinstance(client, ListsTasks)  # its class lists tasks
         dataset = args.dataset or self.dataset or (self._simulator.dataset_id if args.simulate else None)
         if not dataset:
             raise UsageError("--list needs --dataset DATASET_ID")
-        client = self._client(args, "modelarts")
         frame = frames.summary(client.list_export_tasks(dataset, export_type=args.export_type), tz=self.timezone)
         self._store(args, frame)
         return frame
 
-    def _once(self, args: Any, targets: list[tuple[Any, str, str | None]]) -> Any:
+    def _once(self, args: argparse.Namespace, targets: list[Target]) -> Any:
         from . import frames
 
-        tasks, errors = [], []
-        for client, task_id, dataset in targets:
+        tasks: list[ExportTask] = []
+        errors: list[ExportWidgetsError] = []
+        for client, ref in targets:
             try:
-                tasks.append(client.get_export_task(dataset, task_id) if dataset is not None
-                             else client.get_export_task(task_id))
+                tasks.append(client.fetch(ref))
             except ExportWidgetsError as exc:
                 errors.append(exc)
         if errors and not tasks:
             raise errors[0]
-        for exc in errors:
-            print(f"export_status: {one_line(exc)}", file=sys.stderr)
+        for error in errors:
+            print(f"export_status: {one_line(error)}", file=sys.stderr)
         frame = frames.summary(tasks, tz=self.timezone)
         self._store(args, frame)
         return frame
 
-    def _watch(self, args: Any, targets: list[tuple[Any, str, str | None]]) -> None:
-        interval = args.interval or self.interval
-        timeout = args.timeout or self.timeout or None
-        options = dict(interval=interval, timeout=timeout, stall_after=self.stall_after)
+    def _monitor(self, args: argparse.Namespace, target: Target, *, start: bool = True) -> ExportMonitor:
+        client, ref = target
+        return ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval or self.interval,
+                             timeout=args.timeout or self.timeout or None, stall_after=self.stall_after, start=start)
+
+    def _watch(self, args: argparse.Namespace, targets: list[Target]) -> None:
         if len(targets) == 1:
-            client, task_id, dataset = targets[0]
-            monitor = ExportMonitor(client, task_id, dataset, start=False, **options)
+            monitor = self._monitor(args, targets[0], start=False)
             delay = monitor.poll_once()  # first answer in the cell: a wrong id or key fails right here
-            if monitor.status == "error":
+            if monitor.status is MonitorStatus.ERROR and monitor.error is not None:
                 self._store(args, monitor)
-                raise monitor.error  # type: ignore[misc]
+                raise monitor.error
             if delay is not None:
                 monitor.start(delay)
             watched: ExportMonitor | MonitorGroup = monitor
         else:
-            watched = MonitorGroup(ExportMonitor(c, t, d, **options) for c, t, d in targets)
+            watched = MonitorGroup(self._monitor(args, target) for target in targets)
         self._store(args, watched)
         view = self._view(args, watched)
         if args.wait:
@@ -261,7 +280,7 @@ class ExportStatus(Magics, Configurable):
                 raise error
         return None
 
-    def _view(self, args: Any, watched: ExportMonitor | MonitorGroup) -> Any:
+    def _view(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> Any:
         from IPython.display import display
 
         from .textview import TextView, widgets_available

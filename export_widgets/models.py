@@ -7,9 +7,10 @@ Nothing here does I/O, so the model imports in microseconds and is shared by cli
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from .redact import redact_url
 
@@ -22,15 +23,6 @@ __all__ = [
     "SearchProp",
     "TaskState",
 ]
-
-
-#: How each provider's name is written for people.
-PROVIDER_LABELS: Mapping[str, str] = {"modelarts": "ModelArts", "qianfan": "Qianfan"}
-
-
-def provider_label(provider: str) -> str:
-    """``ModelArts`` / ``Qianfan`` (an unknown name as given)."""
-    return PROVIDER_LABELS.get(provider, provider)
 
 
 class TaskState(str, enum.Enum):

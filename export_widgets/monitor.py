@@ -8,29 +8,23 @@ permanent ones end the monitor with the error kept in :attr:`ExportMonitor.error
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import random
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    APIError,
-    AuthenticationError,
-    ConfigError,
-    ExportWidgetsError,
-    RateLimitedError,
-    ResponseFormatError,
-    TaskNotFoundError,
-    TransportError,
-)
+from .errors import APIError, ConfigError, ExportWidgetsError, Outcome
 from .figures import Figures, compute_figures
-from .history import History, Outcome
+from .history import History
 from .models import ExportTask
 from .poller import Poller, default_poller
+from .providers import TaskRef, as_task_source
 from .redact import one_line
 
 if TYPE_CHECKING:
@@ -45,14 +39,18 @@ MAX_INTERVAL = 60.0
 DEFAULT_STALL_AFTER = 300.0
 
 
-class MonitorStatus:
-    """Why a monitor is (not) polling: ``running`` until it ends as one of the others."""
+class MonitorStatus(str, enum.Enum):
+    """Why a monitor is (not) polling: ``running`` until it ends as one of the others (a ``str``, so it
+    compares and serialises as its value)."""
 
     RUNNING = "running"
     FINISHED = "finished"  # the task reached a terminal state
     TIMED_OUT = "timed_out"
     STOPPED = "stopped"
     ERROR = "error"  # a permanent error ended it; see ExportMonitor.error
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -88,22 +86,11 @@ class Backoff:
         return max(self.floor, delay * (1.0 + rng.uniform(-self.jitter, self.jitter)))
 
 
-def _outcome_of(error: BaseException) -> tuple[int, bool]:
-    """(history outcome, permanent?) for an error raised by a client call."""
-    if isinstance(error, RateLimitedError):
-        return Outcome.RATE_LIMITED, False
-    if isinstance(error, TransportError):
-        return Outcome.TRANSPORT, False
-    if isinstance(error, ResponseFormatError):
-        return Outcome.BAD_RESPONSE, False
-    if isinstance(error, AuthenticationError):
-        return Outcome.AUTH, True
-    if isinstance(error, TaskNotFoundError):
-        return Outcome.NOT_FOUND, True
-    if isinstance(error, APIError):
-        return (Outcome.SERVER_ERROR, False) if error.transient else (Outcome.API_ERROR, True)
-    if isinstance(error, ConfigError):
-        return Outcome.CONFIG, True
+def _outcome_of(error: BaseException) -> tuple[Outcome, bool]:
+    """(history outcome, permanent?) for an error raised by a client call: read off the error's own attributes;
+    anything that is not one of ours is an internal error, and permanent."""
+    if isinstance(error, ExportWidgetsError):
+        return error.outcome, not error.transient
     return Outcome.INTERNAL, True
 
 
@@ -120,11 +107,12 @@ class ExportMonitor:
 
     Parameters
     ----------
-    client : ModelArtsClient or QianfanClient
-        Any object with ``provider`` and ``get_export_task``.
+    client : ProviderClient
+        A provider's client (:class:`~export_widgets.ModelArtsClient`, :class:`~export_widgets.QianfanClient`, or
+        any registered provider's).
     task_id : str
     dataset_id : str, optional
-        Required for ModelArts.
+        Required by providers whose tasks belong to a dataset (ModelArts).
     interval : float, optional
         Poll floor in seconds (default 2). The interval grows while nothing changes, up to ``max_interval``.
     timeout : float, optional
@@ -152,12 +140,9 @@ class ExportMonitor:
         rng: random.Random | None = None,
         start: bool = True,
     ) -> None:
-        provider = getattr(client, "provider", "")
-        if not callable(getattr(client, "get_export_task", None)):
-            raise ConfigError(f"expected a ModelArtsClient or QianfanClient as client, got "
-                              f"{type(client).__name__} {client!r:.60}")
-        if provider == "modelarts" and not dataset_id:
-            raise ConfigError("ModelArts tasks need dataset_id= (the dataset the export belongs to)")
+        source = as_task_source(client)
+        if source.needs_dataset and not dataset_id:
+            raise ConfigError(f"{source.label} tasks need dataset_id= (the dataset the export belongs to)")
         floor = DEFAULT_INTERVAL if interval is None else float(interval)
         if not 0 < floor < math.inf:
             raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
@@ -168,13 +153,15 @@ class ExportMonitor:
         if not float(stall_after) > 0:
             raise ConfigError(f"stall_after must be a positive number of seconds, got {stall_after!r}")
         self.client = client
-        self.provider = provider
+        self._source = source
+        self.ref = TaskRef(source.name, task_id, dataset_id if source.needs_dataset else None)
+        self.provider = source.name
         self.task_id = task_id
         self.dataset_id = dataset_id
         self.timeout = None if timeout is None else float(timeout)
         self.stall_after = float(stall_after)
         self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
-        self.history = History(provider, task_id)
+        self.history = History(source.name, task_id)
         self._clock = clock
         self._rng = rng or random.Random()
         self._poller = poller
@@ -208,8 +195,8 @@ class ExportMonitor:
         return self._finished.is_set()
 
     @property
-    def status(self) -> str:
-        """One of :class:`MonitorStatus`."""
+    def status(self) -> MonitorStatus:
+        """Why the monitor is (not) polling."""
         return self._status
 
     @property
@@ -239,7 +226,7 @@ class ExportMonitor:
         return compute_figures(self._latest, times, progress, now=self._clock() if now is None else now,
                                first_poll=times[0] if times else None, stall_after=self.stall_after)
 
-    def history_frame(self, tz: str = "UTC") -> "pd.DataFrame":
+    def history_frame(self, tz: str = "UTC") -> pd.DataFrame:
         """Every poll as a DataFrame (see :func:`export_widgets.frames.history`)."""
         from . import frames
 
@@ -252,7 +239,7 @@ class ExportMonitor:
         self._change_callbacks.append(callback)
         return callback
 
-    def on_update(self, callback: Callable[["ExportMonitor"], None]) -> Callable[["ExportMonitor"], None]:
+    def on_update(self, callback: Callable[[ExportMonitor], None]) -> Callable[[ExportMonitor], None]:
         """Call ``callback(monitor)`` after every poll and once when the monitor ends."""
         self._update_callbacks.append(callback)
         return callback
@@ -326,9 +313,7 @@ class ExportMonitor:
         return self._after_answer(now, time.perf_counter() - started, task)
 
     def _fetch(self) -> ExportTask:
-        if self.provider == "modelarts":
-            return self.client.get_export_task(self.dataset_id, self.task_id)
-        return self.client.get_export_task(self.task_id)
+        return self._source.fetch(self.ref)
 
     def _after_answer(self, now: float, latency: float, task: ExportTask) -> float | None:
         self.history.record_task(now, latency, task)
@@ -353,14 +338,15 @@ class ExportMonitor:
             log.error("export_widgets: unexpected error polling %s", self.task_id, exc_info=exc)
             message = f"internal error ({type(exc).__name__}): {message}"
         answered = isinstance(exc, APIError)
-        self.history.record_error(now, latency if answered else None, outcome, getattr(exc, "code", None), message)
+        code = exc.code if isinstance(exc, APIError) else None
+        self.history.record_error(now, latency if answered else None, outcome, code, message)
         self._last_poll_error = message
         if permanent:
             self._error = exc if isinstance(exc, ExportWidgetsError) else ExportWidgetsError(message)
             self._finish(MonitorStatus.ERROR)
             return None
         self._consecutive_errors += 1
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = exc.retry_after if isinstance(exc, ExportWidgetsError) else None
         delay = self.backoff.after_error(self._consecutive_errors, retry_after)
         self._notify_update()
         return self._next_delay(now, delay, at_least=retry_after)
@@ -376,7 +362,7 @@ class ExportMonitor:
     def _timed_out(self, now: float) -> bool:
         return self.timeout is not None and now - self._started_at >= self.timeout
 
-    def _finish(self, status: str) -> None:
+    def _finish(self, status: MonitorStatus) -> None:
         with self._lock:
             if self._finished.is_set():
                 return
@@ -464,13 +450,13 @@ class MonitorGroup:
                   file=sys.stderr)
         return self.latest
 
-    def history_frame(self, tz: str = "UTC") -> "pd.DataFrame":
+    def history_frame(self, tz: str = "UTC") -> pd.DataFrame:
         """All members' polls in one DataFrame."""
         from . import frames
 
         return frames.history(self, tz=tz)
 
-    def summary(self) -> "pd.DataFrame":
+    def summary(self) -> pd.DataFrame:
         """One row per task with derived figures (see :func:`export_widgets.frames.dashboard`)."""
         from . import frames
 

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 __all__ = ["DEFAULT_BUDGET", "Job", "Poller", "default_poller"]
 

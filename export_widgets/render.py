@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .figures import Figures
-from .models import PROVIDER_LABELS, ExportTask, TaskState
+from .models import ExportTask, TaskState
+from .providers import provider_label
 from .redact import redact_text, redact_url
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def status_line(provider: str, task_id: str, task: ExportTask | None, figures: F
                 monitor_status: str = "running", last_error: str | None = None) -> str:
     """One terminal line, tqdm style: ``ModelArts T1 RUNNING 42.0% |████    | 420 / 1,000 samples ...``."""
     state = task.state.value if task is not None else "WAITING"
-    head = f"{PROVIDER_LABELS.get(provider, provider)} {task_id} {state}"
+    head = f"{provider_label(provider)} {task_id} {state}"
     if monitor_status not in ("running", "finished"):
         head += f" ({monitor_status.replace('_', ' ')})"
     live = monitor_status == "running"
@@ -168,7 +169,7 @@ def header_html(provider: str, task_id: str, task: ExportTask | None, style: str
     colour = _COLOURS.get(style, _COLOURS[""])
     raw = f' <span style="color:#777">({esc(task.raw_status)})</span>' \
         if task is not None and task.raw_status and task.raw_status != state else ""
-    return (f'<div class="ew-header"><b>{esc(PROVIDER_LABELS.get(provider, provider))}</b> export '
+    return (f'<div class="ew-header"><b>{esc(provider_label(provider))}</b> export '
             f'<code class="ew-task-id">{esc(task_id)}</code> '
             f'<span class="ew-state ew-state-{state.lower()}" style="background:{colour};color:white;'
             f'padding:1px 6px;border-radius:8px;font-size:90%">{esc(state)}</span>{raw}</div>')

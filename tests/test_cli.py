@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 import pytest
 
 from export_widgets import ExportTask, ModelArtsClient, QianfanClient, TaskState
-from export_widgets.cli import format_table, main
+from export_widgets.cli import main
+from export_widgets.render import task_table as format_table
 from export_widgets.simulator import ENDPOINT_ENV, Fault
 
 MA_OK, MA_FAIL, QF_OK = "rF9NNoB56k5rtYKg2Y7", "Hn2cX5yR8uJ4tGv6kDq", "task-7f3a9c1e2b"

@@ -479,10 +479,10 @@ def _catch(function, *args):
 
 
 def test_env_points_the_clients_and_cli_at_the_simulator(sim):
-    from export_widgets.config import ENV
+    from export_widgets.providers import modelarts, qianfan
 
-    assert sim.env[ENV.MODELARTS_ENDPOINT] == sim.env[ENV.QIANFAN_BASE_URL] == sim.url
-    assert {ENV.HUAWEI_AK, ENV.HUAWEI_SK, ENV.HUAWEI_PROJECT_ID, ENV.QIANFAN_AK, ENV.QIANFAN_SK} <= set(sim.env)
+    assert sim.env[modelarts.ENV.endpoint] == sim.env[qianfan.ENV.endpoint] == sim.url
+    assert set(modelarts.ENV.all()) - {modelarts.ENV.security_token} | set(qianfan.ENV.all()) <= set(sim.env)
 
 
 def test_binds_to_loopback_only(sim):

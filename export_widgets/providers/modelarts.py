@@ -12,16 +12,17 @@ Auth: AK/SK (``SDK-HMAC-SHA256``, optionally with ``X-Security-Token``) or an IA
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import requests
 
 from .._coerce import as_bool, as_count, as_percent, as_str, from_epoch_ms
-from .._http import HttpClient, Reply, body_snippet, classify_error, parse_retry_after
-from ..config import ENV, modelarts_endpoint, resolve_credentials, validate_id
-from ..errors import ConfigError, ResponseFormatError
+from .._http import HttpClient, Reply, body_snippet
+from ..config import normalise_endpoint, resolve_credentials, validate_id
+from ..errors import ConfigError, ResponseFormatError, classify_error
 from ..models import (
     ExportParams,
     ExportTask,
@@ -33,15 +34,50 @@ from ..models import (
 )
 from ..redact import redact_text
 from ..signing import SdkHmacAuth
+from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, TaskRef
 
-__all__ = ["ModelArtsClient", "parse_export_task", "parse_export_params"]
+__all__ = ["ENV", "ERROR_CODES", "MODELARTS_REGIONS", "ModelArtsClient", "parse_export_params", "parse_export_task"]
 
 PROVIDER = "modelarts"
+LABEL = "ModelArts"
 OP_GET = "GetExportTaskStatusOfDataset"
 OP_LIST = "GetExportTasksStatusOfDataset"
 MAX_PAGE_SIZE = 100
 # A server that keeps answering full pages must not keep us looping: 1,000 pages = 100,000 tasks.
 _MAX_PAGES = 1000
+
+#: The huaweicloudsdkcore names, plus this package's own for a base URL (OTC, a proxy, the simulator).
+ENV = EnvNames(
+    access_key="HUAWEICLOUD_SDK_AK",
+    secret_key="HUAWEICLOUD_SDK_SK",
+    security_token="HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    project_id="HUAWEICLOUD_SDK_PROJECT_ID",
+    endpoint="EXPORT_WIDGETS_MODELARTS_ENDPOINT",
+)
+
+#: ModelArts and API Gateway (APIG/APIGW) error codes, by what they mean for a watch.
+ERROR_CODES = GENERIC_CODES | ErrorCodes(
+    auth=frozenset({"APIGW.0301", "APIGW.0101", "APIG.0301", "APIG.0101", "ModelArts.4504", "ModelArts.5001",
+                    "ModelArts.5002", "ModelArts.6620", "ModelArts.0112", "ModelArts.4336"}),
+    not_found=frozenset({"ModelArts.4359", "ModelArts.4352", "ModelArts.4338", "ModelArts.6623",
+                         "ModelArts.0015"}),
+    rate_limited=frozenset({"APIG.0308", "ModelArts.4395", "ModelArts.6101"}),
+    server=frozenset({"ModelArts.6102", "ModelArts.6692", "ModelArts.6699", "APIGW.0201", "APIGW.0202",
+                      "APIGW.0203"}),
+)
+
+OTC_ENDPOINT = "https://modelarts.eu-de.otc.t-systems.com"
+
+#: Huawei Cloud regions with ModelArts (huaweicloudsdkmodelarts 3.1.219 ``ModelArtsRegion``).
+MODELARTS_REGIONS: Mapping[str, str] = {
+    region: f"https://modelarts.{region}.myhuaweicloud.com"
+    for region in (
+        "cn-north-1", "cn-north-2", "cn-north-4", "cn-north-9", "cn-north-11", "cn-north-12",
+        "cn-east-3", "cn-east-4", "cn-south-1", "cn-southwest-2", "cn-southwest-3",
+        "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "af-south-1", "af-north-1",
+        "la-south-2", "la-north-2", "sa-brazil-1", "tr-west-1", "me-east-1",
+    )
+} | {"ap-southeast-1": "https://modelarts.ap-southeast-1.myhuaweicloud.cn"}  # the one .cn exception
 
 STATUS_MAP: Mapping[str, TaskState] = {
     "INIT": TaskState.PENDING,
@@ -88,6 +124,12 @@ class ModelArtsClient(HttpClient):
         Per-request timeout in seconds.
     """
 
+    name: ClassVar[str] = PROVIDER
+    label: ClassVar[str] = LABEL
+    needs_dataset: ClassVar[bool] = True
+    env: ClassVar[EnvNames] = ENV
+    settings_used: ClassVar[frozenset[str]] = frozenset({"endpoint", "region", "project_id", "request_timeout"})
+    error_codes: ClassVar[ErrorCodes] = ERROR_CODES
     provider = PROVIDER
 
     def __init__(
@@ -106,21 +148,45 @@ class ModelArtsClient(HttpClient):
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
-        project = project_id or env.get(ENV.HUAWEI_PROJECT_ID)
+        project = project_id or (env.get(ENV.project_id) if ENV.project_id else None)
         if not project:
-            raise ConfigError(f"ModelArtsClient has no project: pass project_id= (or env {ENV.HUAWEI_PROJECT_ID})")
+            raise ConfigError(f"ModelArtsClient has no project: pass project_id= (or env {ENV.project_id})")
         self.project_id = validate_id(project, "project_id")
         self.region = region
-        creds = resolve_credentials(PROVIDER, ak=ak, sk=sk, security_token=security_token, token=token,
-                                    environ=env)
+        creds = resolve_credentials(LABEL, ENV, ak=ak, sk=sk, security_token=security_token, token=token,
+                                    environ=env, token_allowed=True)
         self.credentials = creds
         auth: requests.auth.AuthBase
         if creds.token:
             auth = _TokenAuth(creds.token)
         else:
             auth = SdkHmacAuth(creds.access_key or "", creds.secret_key or "", creds.security_token, clock=clock)
-        super().__init__(modelarts_endpoint(endpoint, region, env), auth, timeout=timeout, session=session,
+        super().__init__(endpoint_for(endpoint, region, env), auth, timeout=timeout, session=session,
                          default_headers={"X-Project-Id": self.project_id})
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> ModelArtsClient:
+        """The client for ``settings`` (endpoint > region > env), with one-line errors naming the flags to pass."""
+        env = os.environ if settings.environ is None else settings.environ
+        if not (settings.project_id or env.get(ENV.project_id or "")):
+            raise ConfigError(f"ModelArts needs a project id: pass --project P (project_id=), or set "
+                              f"%config ExportStatus.project_id or env {ENV.project_id}")
+        if not (settings.endpoint or settings.region or env.get(ENV.endpoint or "")):
+            raise ConfigError(f"ModelArts needs --region R (e.g. cn-north-4) or --endpoint URL "
+                              f"(Open Telekom Cloud: {OTC_ENDPOINT}), or env {ENV.endpoint}")
+        return cls(project_id=settings.project_id, region=settings.region, endpoint=settings.endpoint,
+                   timeout=settings.request_timeout, environ=env)
+
+    @classmethod
+    def claims_task_id(cls, task_id: str) -> bool:
+        """ModelArts ids have no telling shape (the dataset tells instead)."""
+        return False
+
+    def fetch(self, ref: TaskRef) -> ExportTask:
+        """The status of ``ref`` (its ``dataset_id`` is required)."""
+        if not ref.dataset_id:
+            raise ConfigError("ModelArts tasks need dataset_id= (the dataset the export belongs to)")
+        return self.get_export_task(ref.dataset_id, ref.task_id)
 
     # -- operations -------------------------------------------------------------------------------------
 
@@ -181,9 +247,30 @@ class ModelArtsClient(HttpClient):
         code, message = _error_fields(reply.body)
         if not code and not message:
             message = body_snippet(reply)
-        raise classify_error(provider=PROVIDER, operation=operation, http_status=reply.status, code=code,
-                             message=message, request_id=self._request_id(reply),
-                             retry_after=parse_retry_after(reply.headers.get("Retry-After")))
+        raise classify_error(ERROR_CODES, provider=PROVIDER, operation=operation, http_status=reply.status,
+                             code=code, message=message, request_id=self._request_id(reply), headers=reply.headers)
+
+
+def endpoint_for(endpoint: str | None, region: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The ModelArts base URL: ``endpoint``, else ``region``, else env ``EXPORT_WIDGETS_MODELARTS_ENDPOINT``."""
+    if endpoint:
+        return normalise_endpoint(endpoint)
+    if not region:
+        from_env = (os.environ if environ is None else environ).get(ENV.endpoint or "")
+        if from_env:
+            return normalise_endpoint(from_env, f"env {ENV.endpoint}")
+        raise ConfigError(
+            "ModelArtsClient needs region= (e.g. 'cn-north-4') or endpoint= "
+            f"(Open Telekom Cloud: endpoint='{OTC_ENDPOINT}'), or env {ENV.endpoint}"
+        )
+    key = region.strip().lower()
+    if key in MODELARTS_REGIONS:
+        return MODELARTS_REGIONS[key]
+    if key.startswith("eu-"):
+        raise ConfigError(f"region {region!r} is an Open Telekom Cloud region: pass endpoint='{OTC_ENDPOINT}'")
+    raise ConfigError(
+        f"unknown ModelArts region {region!r}: pass endpoint= or one of {', '.join(sorted(MODELARTS_REGIONS))}"
+    )
 
 
 def _is_error_body(body: dict[str, Any]) -> bool:

@@ -8,23 +8,42 @@ Qianfan has no list-export-tasks action.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
-from typing import Any, Callable, Mapping
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
 from .._coerce import as_count, as_float, as_percent, as_str, from_local_text
-from .._http import HttpClient, Reply, body_snippet, classify_error, parse_retry_after
-from ..config import ENV, QIANFAN_DEFAULT_ENDPOINT, normalise_endpoint, resolve_credentials
-from ..errors import ConfigError, ResponseFormatError
+from .._http import HttpClient, Reply, body_snippet
+from ..config import normalise_endpoint, resolve_credentials
+from ..errors import ConfigError, ResponseFormatError, classify_error
 from ..models import ExportTask, TaskState
 from ..redact import redact_text
 from ..signing import BceAuth
+from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, TaskRef
 
-__all__ = ["DEFAULT_TIMEZONE", "QianfanClient", "parse_export_task"]
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEZONE", "ENV", "ERROR_CODES", "QianfanClient", "parse_export_task"]
 
 PROVIDER = "qianfan"
+LABEL = "Qianfan"
+DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
+#: The qianfan SDK's own names.
+ENV = EnvNames(access_key="QIANFAN_ACCESS_KEY", secret_key="QIANFAN_SECRET_KEY",
+               endpoint="QIANFAN_CONSOLE_API_BASE_URL")
+ENV_SIGN_EXPIRATION = "QIANFAN_IAM_SIGN_EXPIRATION_SEC"
+#: Task ids the console shows: ``task-`` and a hex string (the magic infers the provider from it).
+TASK_ID_PREFIX = "task-"
+
+#: BCE (Baidu Cloud) and Qianfan console error codes, by what they mean for a watch. The console sends
+#: errors inside HTTP 200 too; the SDK itself retries 500000 ("console internal error") and 336100 (spec §2.5).
+ERROR_CODES = GENERIC_CODES | ErrorCodes(
+    auth=frozenset({"InvalidHTTPAuthHeader", "OptInRequired"}),
+    not_found=frozenset({"TaskNotFound", "DatasetNotFound"}),
+    rate_limited=frozenset({"QPSLimitReached", "RPMLimitReached", "ServerHighLoad", "RequestLimitReached"}),
+    server=frozenset({"500000", "336100"}),
+)
 OP_DESCRIBE = "DescribeExportTask"
 #: Qianfan console times carry no zone; the console shows Beijing time.
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -61,7 +80,12 @@ class QianfanClient(HttpClient):
         Signature validity in seconds (env ``QIANFAN_IAM_SIGN_EXPIRATION_SEC``, default 300).
     """
 
-    provider = PROVIDER
+    name: ClassVar[str] = PROVIDER
+    label: ClassVar[str] = LABEL
+    needs_dataset: ClassVar[bool] = False
+    env: ClassVar[EnvNames] = ENV
+    settings_used: ClassVar[frozenset[str]] = frozenset({"endpoint", "timezone", "request_timeout"})
+    error_codes: ClassVar[ErrorCodes] = ERROR_CODES
 
     def __init__(
         self,
@@ -77,13 +101,28 @@ class QianfanClient(HttpClient):
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
-        self.credentials = resolve_credentials(PROVIDER, ak=ak, sk=sk, environ=env)
-        base = endpoint or env.get(ENV.QIANFAN_BASE_URL) or QIANFAN_DEFAULT_ENDPOINT
+        self.credentials = resolve_credentials(LABEL, ENV, ak=ak, sk=sk, environ=env)
+        base = endpoint or env.get(ENV.endpoint or "") or DEFAULT_ENDPOINT
         self.timezone = _zone(timezone)
-        expiration = sign_expiration or _int_env(env, ENV.QIANFAN_SIGN_EXPIRATION, DEFAULT_SIGN_EXPIRATION)
+        expiration = sign_expiration or _int_env(env, ENV_SIGN_EXPIRATION, DEFAULT_SIGN_EXPIRATION)
         auth = BceAuth(self.credentials.access_key or "", self.credentials.secret_key or "",
                        expiration=expiration, clock=clock)
         super().__init__(normalise_endpoint(base), auth, timeout=timeout, session=session)
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> QianfanClient:
+        """The client for ``settings`` (endpoint > env > the public console)."""
+        return cls(endpoint=settings.endpoint, timezone=settings.timezone or DEFAULT_TIMEZONE,
+                   timeout=settings.request_timeout, environ=settings.environ)
+
+    @classmethod
+    def claims_task_id(cls, task_id: str) -> bool:
+        """Qianfan export task ids start with ``task-``."""
+        return task_id.startswith(TASK_ID_PREFIX)
+
+    def fetch(self, ref: TaskRef) -> ExportTask:
+        """The status of ``ref`` (Qianfan tasks belong to no dataset)."""
+        return self.get_export_task(ref.task_id)
 
     def get_export_task(self, task_id: str) -> ExportTask:
         """Fetch one export task's status (DescribeExportTask)."""
@@ -102,17 +141,17 @@ class QianfanClient(HttpClient):
         """The ``result`` object, or the right typed error (also for errors inside HTTP 200)."""
         body = reply.body if isinstance(reply.body, dict) else None
         ok = 200 <= reply.status < 300
-        if ok and body is not None and not body.get("code") and isinstance(body.get("result"), dict):
-            return body["result"]
+        result = body.get("result") if body is not None else None
+        if ok and body is not None and not body.get("code") and isinstance(result, dict):
+            return result
         if ok and (body is None or not body.get("code")):
             raise self._format_error(OP_DESCRIBE, reply)
         code = str((body or {}).get("code") or reply.headers.get("X-Bce-Error-Code", "") or "")
         message = str((body or {}).get("message") or reply.headers.get("X-Bce-Error-Message", "") or "")
         if not code and not message:
             message = body_snippet(reply)
-        raise classify_error(provider=PROVIDER, operation=OP_DESCRIBE, http_status=reply.status, code=code,
-                             message=message, request_id=self._request_id(reply),
-                             retry_after=parse_retry_after(reply.headers.get("Retry-After")))
+        raise classify_error(ERROR_CODES, provider=PROVIDER, operation=OP_DESCRIBE, http_status=reply.status,
+                             code=code, message=message, request_id=self._request_id(reply), headers=reply.headers)
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
