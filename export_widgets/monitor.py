@@ -554,14 +554,10 @@ class ExportMonitor:
             self._call(callback, arg)
 
     def _call(self, callback: Callable[[Any], None], arg: Any) -> None:
-        """Run one user callback: whatever it raises (``SystemExit`` too) is logged once per callback and
-        swallowed; only a real Ctrl-C on the main thread goes through."""
+        """Run one user callback: whatever it raises (``SystemExit`` and ``KeyboardInterrupt`` too: on a polling
+        thread they would kill the worker) is logged once per callback and swallowed."""
         try:
             callback(arg)
-        except KeyboardInterrupt:
-            if threading.current_thread() is threading.main_thread():
-                raise
-            self._callback_failed(callback, sys.exc_info()[1])
         except BaseException as exc:  # noqa: B036 - a display bug must not stop the polling
             self._callback_failed(callback, exc)
 
