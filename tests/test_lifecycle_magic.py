@@ -214,7 +214,8 @@ _mag = next(c for c in get_ipython().configurables if type(c).__name__ == "Expor
 _n0, _t0 = _mag._simulator.request_count(task_id="{TASK}"), time.monotonic()
 time.sleep(6)
 _rate = (_mag._simulator.request_count(task_id="{TASK}") - _n0) / (time.monotonic() - _t0)
-print("RATE", round(_rate, 3), "LIVE", len(_mag.live_monitors()), "IDS", len(set(_ids)))
+_live = getattr(_mag, "live_monitors", lambda: [])()  # (absent before the registry existed)
+print("RATE", round(_rate, 3), "LIVE", len(_live), "IDS", len(set(_ids)))
 """
 
 

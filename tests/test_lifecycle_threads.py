@@ -215,15 +215,16 @@ def test_after_a_first_answer_connection_failures_stay_transient():
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_cli_watch_exits_130_on_sigint():
-    with serve([TaskSpec("qianfan", "task-sigint", duration=36000)]) as sim:
+    with serve([TaskSpec("qianfan", "task-sigint", duration=120)]) as sim:  # progress moves: a line per poll
         env = {**os.environ, **sim.env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "export_widgets", "watch", "--provider", "qianfan", "--endpoint", sim.url,
              "--interval", "0.2", "task-sigint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
-            ready, _, _ = select.select([proc.stdout], [], [], 30)
-            assert ready, "the watch printed nothing"
-            proc.stdout.readline()  # the first status line: it is watching now
+            for _ in range(2):  # the second line comes from a poll: the main thread is waiting by then
+                ready, _, _ = select.select([proc.stdout], [], [], 30)
+                assert ready, "the watch printed nothing"
+                proc.stdout.readline()
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
         finally:
