@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 from traitlets.config import Config
 
 from export_widgets import magic as magic_module
-from export_widgets.monitor import ExportMonitor, MonitorGroup, watch
+from export_widgets.monitor import MonitorGroup, watch
 from export_widgets.simulator import TaskSpec, serve
 
 LONG = [TaskSpec("qianfan", "task-long01", duration=3600, total_samples=100_000),

@@ -45,8 +45,9 @@ def test_stop_drops_a_far_future_run_at_once():
         sim.set_faults("task-hour", [Fault("rate_limit", retry_after=3600, times=None)])
         with sim.qianfan_client() as client:
             monitor = watch(client, "task-hour", interval=0.05, poller=poller)
-            assert wait_for(lambda: len(monitor.history) == 1 and poller.pending() == 1)
-            assert monitor.history.row(0).outcome == "rate_limited"
+            history = monitor.history
+            assert wait_for(lambda: len(history) == 1 and poller.pending() == 1)
+            assert history.row(0).outcome == "rate_limited"
             monitor.stop()
             assert monitor.status == "stopped" and poller.pending() == 0
             assert wait_for(lambda: not poller.threads(), timeout=10), poller.threads()  # idle exit: 0.2 s

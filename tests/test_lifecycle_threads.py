@@ -67,7 +67,7 @@ def test_a_callback_raising_anything_is_logged_once_and_polling_goes_on(caplog, 
     monitors[1].on_change(bad)
     with caplog.at_level(logging.ERROR, logger="export_widgets"):
         calls = [s.calls for s in sources]
-        assert wait_for(lambda: all(s.calls >= c + 5 for s, c in zip(sources, calls)), timeout=20), \
+        assert wait_for(lambda: all(s.calls >= c + 5 for s, c in zip(sources, calls, strict=True)), timeout=20), \
             [s.calls for s in sources]
         for monitor in monitors:
             monitor.stop()
