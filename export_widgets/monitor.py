@@ -511,7 +511,13 @@ class ExportMonitor:
         return self._deadline is not None and mono >= self._deadline
 
     def _schedule(self, delay: float) -> None:
-        if not self._scheduler().schedule(self, delay):
+        try:
+            scheduled = self._scheduler().schedule(self, delay)
+        except RuntimeError as exc:  # "can't start new thread" for the scheduler: nothing would ever poll
+            self._end_with_error(ExportWidgetsError(
+                f"polling of {self.task_id} could not start: {one_line(exc)} (too many threads in this process?)"))
+            return
+        if not scheduled:
             self.fail(PollerClosedError("the poller was shut down"))
 
     def _fail_internal(self, exc: BaseException) -> None:
@@ -537,6 +543,9 @@ class ExportMonitor:
             self._finished.set()
         self._scheduler().cancel(self)  # nothing pending may keep an ended monitor (or a thread) alive
         self._notify_update()
+        # The last update is out (or held for deliver()): an ended monitor no longer keeps its views alive.
+        self._change_callbacks.clear()
+        self._update_callbacks.clear()
 
     def _notify_change(self, task: ExportTask) -> None:
         for callback in list(self._change_callbacks):

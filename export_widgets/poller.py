@@ -37,6 +37,8 @@ DEFAULT_BUDGET = 8
 _IDLE_EXIT_S = 5.0
 #: Longest single wait of the scheduler: an absurd delay (inf, 1e12 s) must not overflow Condition.wait.
 _MAX_WAIT_S = 3600.0
+#: When a worker thread cannot be started (the process is out of threads), its jobs wait this long and retry.
+_SPAWN_RETRY_S = 1.0
 
 
 class Job(Protocol):
@@ -200,7 +202,18 @@ class Poller:
         workers = self._running.get(provider, 0)
         if queue and len(queue) > self._idle_workers.get(provider, 0) and workers < self.budget_for(provider):
             self._running[provider] = workers + 1
-            self._spawn(self._work_loop, f"export-widgets-{provider}", provider)
+            try:
+                self._spawn(self._work_loop, f"export-widgets-{provider}", provider)
+            except RuntimeError:  # "can't start new thread": keep the jobs, try again in a moment
+                self._running[provider] = workers
+                if workers == 0:  # nobody would ever take them from the queue
+                    log.warning("export_widgets: cannot start a %s polling thread; retrying in %g s", provider,
+                                _SPAWN_RETRY_S)
+                    for job in queue:
+                        seq = next(self._seq)
+                        self._tokens[id(job)] = seq
+                        heapq.heappush(self._heap, (self._clock() + _SPAWN_RETRY_S, seq, job))
+                    queue.clear()
 
     def _work_loop(self, provider: str) -> None:
         """One worker: holds one of ``provider``'s budget slots while a job runs; gives it back while the

@@ -231,3 +231,31 @@ def test_threads_alive_after_stop():
             assert wait_for(lambda: not poller.threads(), timeout=10), poller.threads()
             assert poller.pending() == 0
     assert not [t for t in threading.enumerate() if getattr(t, "_export_widgets_poller", None) is poller]
+
+
+def test_a_worker_that_cannot_start_is_retried_not_lost(monkeypatch):
+    """Out of threads: the poller keeps the job and retries; the monitor does not sit 'running' unpolled."""
+    poller = Poller(idle_exit=0.2)
+    real_spawn, refused = Poller._spawn, []
+
+    def flaky_spawn(self, target, name, *args):
+        if name != "export-widgets-scheduler" and len(refused) < 2:
+            refused.append(name)
+            raise RuntimeError("can't start new thread")
+        return real_spawn(self, target, name, *args)
+
+    monkeypatch.setattr(Poller, "_spawn", flaky_spawn)
+    source = _Source()
+    monitor = ExportMonitor(source, "task-spawn", interval=0.05, poller=poller)
+    assert wait_for(lambda: source.calls >= 3, timeout=15), (refused, source.calls)
+    assert len(refused) == 2 and monitor.status == "running"
+    monitor.stop()
+    assert wait_for(lambda: not poller.threads(), timeout=10)
+
+
+def test_an_ended_monitor_drops_its_callbacks():
+    monitor = ExportMonitor(_Source(), "task-end", start=False)
+    seen = []
+    monitor.on_update(seen.append)
+    monitor.stop()
+    assert seen == [monitor] and monitor.subscriptions() == []
