@@ -144,6 +144,20 @@ def _describe(spec: Any) -> str:
     return pending + end
 
 
+def _other_credentials(sim: Any) -> list[str]:
+    """The ModelArts credential kinds besides the AK/SK above, indented so no line reads as an export to paste."""
+    creds = sim.credentials
+    return [
+        "ModelArts also accepts, instead of that AK/SK:",
+        "  an IAM token (sent as X-Auth-Token; Python: ModelArtsClient(token=...)):",
+        f"    {creds.token}",
+        "  temporary AK/SK with its security token (signed X-Security-Token):",
+        f"    HUAWEICLOUD_SDK_AK={shlex.quote(creds.temp_ak)}",
+        f"    HUAWEICLOUD_SDK_SK={shlex.quote(creds.temp_sk)}",
+        f"    HUAWEICLOUD_SDK_SECURITY_TOKEN={shlex.quote(creds.security_token)}",
+    ]
+
+
 def _banner(sim: Any, scenario: Any) -> str:
     specs = sorted(sim.tasks.values(), key=lambda s: (s.provider, s.task_id))
     lines = [f"{PROG} simulator listening on {sim.url}",
@@ -155,6 +169,7 @@ def _banner(sim: Any, scenario: Any) -> str:
     lines += ["", "Simulator credentials (fake, accepted only by this simulator; not real secrets).",
               "Paste these into another shell:"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in sim.env.items()]
+    lines += [""] + _other_credentials(sim)
     examples = []
     for provider in ("modelarts", "qianfan"):
         spec = next((s for s in specs if s.provider == provider), None)

@@ -14,8 +14,9 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .clock import Clock, SystemClock
@@ -24,7 +25,6 @@ from .faults import ANY_TASK, Fault, FaultBook
 from .requestlog import RequestLog, RequestRecord
 from .scenario import DEFAULT_DATASET_ID, TaskSpec, demo_tasks
 from .state import modelarts_status, phase_at, qianfan_result
-from .verify import Verdict, verify_bce, verify_sdk_hmac
 from .vendor import (
     Response,
     fault_reply,
@@ -35,11 +35,17 @@ from .vendor import (
     qianfan_error,
     shape_task,
 )
+from .verify import Verdict, verify_bce, verify_sdk_hmac
 
-__all__ = ["OPERATIONS", "Request", "SimulatorApp"]
+__all__ = ["OPERATIONS", "QIANFAN_AUTH_MESSAGES", "Request", "SimulatorApp"]
 
 MA_GET, MA_LIST, QF_DESCRIBE = "GetExportTaskStatusOfDataset", "GetExportTasksStatusOfDataset", "DescribeExportTask"
 OPERATIONS = (MA_GET, MA_LIST, QF_DESCRIBE)
+#: ``X-Bce-Error-Message`` (and body ``message``) of the BCE gateway for these authentication failures.
+QIANFAN_AUTH_MESSAGES = {
+    "signature_mismatch": "SignatureDoesNotMatch, cause: Fail to authn user: Signature does not match",
+    "unknown_key": "NotFound, cause: Could not find credential.",
+}
 _BODY_FAULTS = frozenset({"unknown_status", "missing_fields", "ill_typed", "huge_body", "malformed_json",
                           "slow", "reset_mid_body"})
 
@@ -267,7 +273,10 @@ class SimulatorApp:
             "unknown_key": (403, "InvalidAccessKeyId"),
             "signature_mismatch": (403, "SignatureDoesNotMatch"),
         }.get(verdict.reason, (400, "InvalidHTTPAuthHeader"))
-        return qianfan_error(status, code, verdict.detail, rid, gateway=True)
+        # The BCE gateway's IAM wording, verbatim: the qianfan SDK compares X-Bce-Error-Message with these
+        # exact strings to add its "wrong Access Key / Secret Key" hint.
+        message = QIANFAN_AUTH_MESSAGES.get(verdict.reason, verdict.detail)
+        return qianfan_error(status, code, message, rid, gateway=True)
 
     # -- answers --------------------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Union
+from typing import Any
 
 __all__ = ["ANY_TASK", "FAULT_KINDS", "Fault", "FaultBook"]
 
@@ -60,7 +61,7 @@ class Fault:
     """
 
     kind: str
-    times: Union[int, None, str] = _AUTO
+    times: int | None | str = _AUTO
     after: float | None = None
     until: float | None = None
     status: int | None = None
@@ -89,7 +90,7 @@ class Fault:
                 raise ValueError(f"fault {name} must be >= 0, got {value}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | str) -> "Fault":
+    def from_dict(cls, data: Mapping[str, Any] | str) -> Fault:
         """Build from a dict such as ``{"kind": "rate_limit", "retry_after": 3}`` (or just a kind name)."""
         if isinstance(data, str):
             return cls(kind=data)
@@ -104,7 +105,7 @@ class Fault:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name == "kind" or getattr(self, f.name) != f.default}
 
-    def scaled(self, factor: float) -> "Fault":
+    def scaled(self, factor: float) -> Fault:
         """The same fault with its time window multiplied by ``factor`` (transport delays stay real seconds)."""
         return dataclasses.replace(
             self,
@@ -122,7 +123,7 @@ class _Armed:
 
     def __init__(self, fault: Fault) -> None:
         self.fault = fault
-        self.left = fault.times
+        self.left: int | None = fault.times if isinstance(fault.times, int) else None  # "auto" is resolved by now
 
 
 class FaultBook:

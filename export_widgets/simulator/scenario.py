@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .faults import Fault
 
-__all__ = ["DEFAULT_DATASET_ID", "OUTCOMES", "PROVIDERS", "Scenario", "TaskSpec", "demo_tasks"]
+__all__ = ["DEFAULT_DATASET_ID", "EXPORT_FORMATS", "EXPORT_TYPES", "OUTCOMES", "PROVIDERS", "Scenario", "TaskSpec",
+           "VERSION_FORMATS", "demo_tasks"]
 
 PROVIDERS = ("modelarts", "qianfan")
 OUTCOMES = ("succeed", "fail", "stall", "stop")
+#: ModelArts enums (api-spec §1.3): export types, directory formats, dataset version formats.
+EXPORT_TYPES = (0, 1, 2, 3)
+EXPORT_FORMATS = (1, 2)
+VERSION_FORMATS = ("Default", "CarbonData", "CSV")
 #: Dataset id used when a ModelArts spec names none (the id from the ModelArts API examples).
 DEFAULT_DATASET_ID = "gfghHSokody6AJigS5A"
 
@@ -51,6 +57,12 @@ class TaskSpec:
         Raw ModelArts ``export_params`` (``search_conditions``, ``sample_state``, ...).
     export_type : int, optional
         ModelArts export type; default 3 (conditional search) with search conditions, else 0.
+    export_format : 1 or 2
+        ModelArts directory layout: 1 tree (``cat/1.jpg``), 2 tile (default, as in the API examples).
+    version_format : "Default", "CarbonData" or "CSV"
+        ModelArts dataset version format (default ``Default``).
+    version_id : str, optional
+        ModelArts dataset version id; the ``version_id`` field is present only when set.
     path : str, optional
         ModelArts OBS output dir / Qianfan ``storagePath`` (``storage_path`` is accepted as an alias).
     created_at : float, optional
@@ -74,6 +86,9 @@ class TaskSpec:
     error_message: str = "OBS bucket does not exist"
     export_params: Mapping[str, Any] | None = field(default=None, hash=False)
     export_type: int | None = None
+    export_format: int = 2
+    version_format: str = "Default"
+    version_id: str | None = None
     path: str | None = None
     storage_type: str = "sysStorage"
     created_at: float | None = None
@@ -97,6 +112,14 @@ class TaskSpec:
                 raise ValueError(f"{name} must be a percentage 0..100, got {getattr(self, name)}")
         if self.outcome == "stall" and self.stall_at >= 100:
             raise ValueError("stall_at must be below 100 (a task at 100 % is finished)")
+        if self.export_type is not None and self.export_type not in EXPORT_TYPES:
+            raise ValueError(f"export_type must be one of {EXPORT_TYPES}, got {self.export_type!r}")
+        if self.export_format not in EXPORT_FORMATS:
+            raise ValueError(f"export_format must be 1 (tree) or 2 (tile), got {self.export_format!r}")
+        if self.version_format not in VERSION_FORMATS:
+            raise ValueError(f"version_format must be one of {VERSION_FORMATS}, got {self.version_format!r}")
+        if self.version_id is not None and (not isinstance(self.version_id, str) or not self.version_id):
+            raise ValueError(f"version_id must be a non-empty string, got {self.version_id!r}")
         if self.total_samples < 0 or self.size_mb < 0:
             raise ValueError("total_samples and size_mb must be >= 0")
         if self.provider == "modelarts" and self.dataset_id is None:
@@ -105,7 +128,7 @@ class TaskSpec:
             f if isinstance(f, Fault) else Fault.from_dict(f) for f in self.faults))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TaskSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskSpec:
         """Build from a JSON-style dict; unknown keys raise ``ValueError`` naming the allowed ones."""
         known = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
@@ -126,7 +149,7 @@ class TaskSpec:
                 out[f.name] = [x.to_dict() for x in value] if f.name == "faults" else value
         return out
 
-    def scaled(self, factor: float) -> "TaskSpec":
+    def scaled(self, factor: float) -> TaskSpec:
         """The same task with every duration (and fault window) multiplied by ``factor``."""
         if not factor > 0:
             raise ValueError(f"time scale must be > 0, got {factor}")
@@ -164,18 +187,19 @@ class Scenario:
             raise ValueError(f"scenario {self.name!r} lists {duplicate[0]} task {duplicate[1]!r} twice")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | list[Any]) -> "Scenario":
+    def from_dict(cls, data: Mapping[str, Any] | list[Any]) -> Scenario:
         """Build from parsed JSON (an object with ``tasks`` or a bare list of tasks)."""
         if isinstance(data, list):
             data = {"tasks": data}
         unknown = sorted(set(data) - {"name", "tasks", "speed", "description"})
         if unknown:
-            raise ValueError(f"unknown scenario field(s) {', '.join(unknown)}; allowed: description, name, speed, tasks")
+            raise ValueError(f"unknown scenario field(s) {', '.join(unknown)}; "
+                             "allowed: description, name, speed, tasks")
         return cls(name=str(data.get("name", "custom")), tasks=tuple(data.get("tasks") or ()),
                    speed=float(data.get("speed", 1.0)), description=str(data.get("description", "")))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Scenario":
+    def from_file(cls, path: str | Path) -> Scenario:
         """Load a scenario JSON file. Errors name the file and what is wrong with it."""
         path = Path(path)
         try:
@@ -191,7 +215,7 @@ class Scenario:
         return scenario if scenario.name != "custom" else dataclasses.replace(scenario, name=path.stem)
 
     @classmethod
-    def demo(cls) -> "Scenario":
+    def demo(cls) -> Scenario:
         """The built-in demo set (see :func:`demo_tasks`)."""
         return cls(name="demo", tasks=tuple(demo_tasks()),
                    description="4 ModelArts + 2 Qianfan export tasks: successes, failures, a slow start")

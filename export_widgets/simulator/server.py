@@ -12,9 +12,10 @@ import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .app import Request, SimulatorApp
 from .clock import Clock
@@ -37,7 +38,7 @@ _MAX_BODY = 1 << 20
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive by default
     timeout = 120  # an idle keep-alive connection is closed after this many seconds
-    server: "SimulatorServer"
+    server: SimulatorServer
 
     def setup(self) -> None:
         super().setup()
@@ -178,7 +179,7 @@ class Simulator:
 
     # -- life cycle -------------------------------------------------------------------------------------
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Bind and serve in a daemon thread. Raises ``OSError`` if the port is taken."""
         if self._server is not None:
             return self
@@ -200,7 +201,7 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

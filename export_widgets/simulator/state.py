@@ -57,7 +57,8 @@ def phase_at(spec: TaskSpec, now: float) -> Phase:
         return Phase("absent", 0.0, created, None)
     if elapsed < spec.start_delay:
         return Phase(PENDING, 0.0, created, None)
-    end_percent = {"succeed": 100.0, "fail": spec.fail_at, "stall": spec.stall_at, "stop": spec.stop_at}[spec.outcome]
+    end_percent = float({"succeed": 100.0, "fail": spec.fail_at, "stall": spec.stall_at,
+                         "stop": spec.stop_at}[spec.outcome])  # a float even when the scenario says 60
     end_time = created + spec.start_delay + spec.duration * end_percent / 100.0
     if now < end_time:
         progress = 100.0 * (elapsed - spec.start_delay) / spec.duration
@@ -82,15 +83,17 @@ def modelarts_status(spec: TaskSpec, now: float) -> dict[str, Any]:
         "task_id": spec.task_id,
         "path": spec.path or f"/obs-export-bucket/exports/{spec.task_id}/",
         "export_type": spec.effective_export_type,
-        "version_format": "Default",
-        "export_format": 2,
+        "version_format": spec.version_format,
+        "export_format": spec.export_format,
         "export_params": copy.deepcopy(dict(spec.export_params)) if spec.export_params is not None
         else dict(_DEFAULT_EXPORT_PARAMS),
         "status": _MODELARTS_STATUS[phase.state],
-        "progress": round(phase.progress, 2),
+        "progress": float(round(phase.progress, 2)),  # documented as Float: always 50.0, never 50
         "create_time": _ms(created),
         "update_time": _ms(phase.updated_at),
     }
+    if spec.version_id is not None:  # the documented examples omit it; a versioned export has it
+        body["version_id"] = spec.version_id
     if phase.state != PENDING:  # the service omits the counts until the task has started
         body["finished_sample_count"] = _count(spec, phase.progress)
         body["total_sample_count"] = spec.total_samples
