@@ -166,6 +166,10 @@ def _banner(sim: Any, scenario: Any) -> str:
     lines += ["  " + line for line in render.text_table(
         [[s.provider, s.task_id, s.dataset_id or "-", _describe(s)] for s in specs],
         ("PROVIDER", "TASK ID", "DATASET", "BEHAVIOUR")).splitlines()]
+    policy = sim.create_policy
+    limit = f"at most {policy.running_limit} running" if policy.running_limit else "no running limit"
+    lines += ["", f"Exports started by a create request: {_describe(policy.spec(provider='modelarts', task_id='new'))}"
+              f" ({limit}); finished Qianfan exports are downloadable from {sim.url}/bos/..."]
     lines += ["", "Simulator credentials (fake, accepted only by this simulator; not real secrets).",
               "Paste these into another shell:"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in sim.env.items()]

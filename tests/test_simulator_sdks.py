@@ -210,3 +210,21 @@ def test_simulate_banner_lists_every_credential_kind():
     exported = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines()
                     if line.startswith("export "))
     assert exported["HUAWEICLOUD_SDK_AK"] == creds.modelarts_ak and "HUAWEICLOUD_SDK_SECURITY_TOKEN" not in exported
+
+
+def test_huawei_sdk_creates_an_export_through_the_simulator(huawei):
+    with serve([], clock=FakeClock()) as sim:
+        client = huawei.client(sim)
+        body = {"path": "/sdk-exports/run/", "export_type": 0, "version_format": "CSV",
+                "export_params": {"sample_state": "ALL", "export_dest": "DIR"}}
+        created = json.loads(huawei.call(client, "POST", "/v2/{project_id}/datasets/{dataset_id}/export-tasks",
+                                         dataset_id=sim.dataset_id, body=body))
+        status = json.loads(huawei.call(client, "GET", STATUS_PATH, dataset_id=sim.dataset_id,
+                                        task_id=created["task_id"]))
+        assert (status["path"], status["version_format"], status["export_params"]["sample_state"]) == (
+            "/sdk-exports/run/", "CSV", "ALL")
+        with pytest.raises(huawei.ClientRequestException) as info:
+            huawei.call(client, "POST", "/v2/{project_id}/datasets/{dataset_id}/export-tasks",
+                        dataset_id=sim.dataset_id, body={**body, "export_type": 9})
+        assert (info.value.status_code, info.value.error_code) == (400, "ModelArts.4384")
+        assert sim.request_count(operation="create") == 2 and len(sim.tasks) == 1
