@@ -539,14 +539,22 @@ class SimulatorApp:
                         cut_after=cut, chunk_delay=delay, head_only=request.method == "HEAD")
 
     def _list_page(self, route: _Route, now: float, fault: Fault | None) -> dict[str, Any]:
+        """One page of GetExportTasksStatusOfDataset.
+
+        The API has no sort parameter (its only query parameters are ``export_type``, ``limit`` and ``offset``,
+        api-spec §1.2); its documented example lists the newer task first (``create_time`` 1606103820120 before
+        1606103424662), so pages are newest first by creation time, and tasks created at the same instant
+        newest-added first. ``offset`` is a page index; ``total_count`` counts every matching task.
+        """
         limit = int(route.params.get("limit") or 10)
         offset = int(route.params.get("offset") or 0)
         wanted_type = route.params.get("export_type")
-        specs = [s for s in self.tasks.values()
-                 if s.provider == "modelarts" and s.dataset_id == route.dataset_id and phase_at(s, now).exists
-                 and (wanted_type is None or s.effective_export_type == int(wanted_type))
-                 and not self._lagging(s, now, count=False)]
-        specs.sort(key=lambda s: (-(s.created_at or 0.0), s.task_id))  # newest first, like the console
+        ordered = [(index, s) for index, s in enumerate(self.tasks.values())
+                   if s.provider == "modelarts" and s.dataset_id == route.dataset_id and phase_at(s, now).exists
+                   and (wanted_type is None or s.effective_export_type == int(wanted_type))
+                   and not self._lagging(s, now, count=False)]
+        ordered.sort(key=lambda item: (-(item[1].created_at or 0.0), -item[0]))
+        specs = [s for _, s in ordered]
         page = specs[offset * limit:(offset + 1) * limit]  # offset is a PAGE index
         return {"total_count": len(specs),
                 "export_tasks": [shape_task(modelarts_status(s, now), "modelarts", fault) for s in page]}
