@@ -237,6 +237,7 @@ def test_scenario_file_sets_the_create_policy_and_speed_scales_it(tmp_path):
     ({"running_limit": 0}, "running_limit"),
     ({"read_lag": -1}, "read_lag"),
     ({"limit": 3}, "unknown create field"),
+    ({"template": {"size_mb": 5000}}, "4000 MiB"),
 ])
 def test_bad_create_policies_say_what_is_wrong(policy, message):
     with pytest.raises(ValueError, match=message):
@@ -304,3 +305,13 @@ def test_concurrent_creates_never_exceed_the_running_limit(empty_sim):
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(statuses) == [200] * 3 + [400] * 5 and len(empty_sim.tasks) == 3
+
+
+def test_a_stop_template_stops_modelarts_creates_and_fails_qianfan_ones(empty_sim):
+    empty_sim.set_create_policy({"template": {"duration": 10, "outcome": "stop", "stop_at": 30}})
+    ma_id = ma_create(empty_sim, OK_BODY).json()["task_id"]
+    qf_id = qf_call(empty_sim, "CreateExportTask", {"versionId": "ds-1", "storageType": "sysStorage"}).json()["result"]
+    empty_sim.clock.advance(10)
+    assert ma_status(empty_sim, ma_id).json()["status"] == "STOPPED"
+    described = qf_call(empty_sim, "DescribeExportTask", {"taskId": qf_id}).json()["result"]
+    assert described["exportStatus"] == "ExportFailed"

@@ -263,3 +263,16 @@ def test_download_urls_stay_on_loopback_and_carry_no_user_secret(done_sim):
     url = urlsplit(done_sim.download_url_for(TASK))
     assert url.hostname == "127.0.0.1" and url.port == done_sim.port
     assert done_sim.credentials.qianfan_sk not in url.query and done_sim.credentials.bos_sk not in url.query
+
+
+def test_the_signed_query_never_reaches_the_simulators_log(done_sim, caplog):
+    caplog.set_level("DEBUG", logger="export_widgets.simulator")
+    url = done_sim.download_url_for(TASK)
+    requests.get(url, timeout=10)
+    path = url.removeprefix(done_sim.url)
+    with socket.create_connection(("127.0.0.1", done_sim.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1 trailing-junk\r\n\r\n".encode())  # http.server logs bad lines
+        sock.recv(65536)
+    assert "/bos/dl-bucket/exports/v1.zip?***" in caplog.text
+    signature = url.rsplit("%2F", 1)[-1]
+    assert "authorization" not in caplog.text and signature not in caplog.text

@@ -196,7 +196,8 @@ class CreatePolicy:
     template : dict
         :class:`TaskSpec` fields every created task gets, e.g. ``{"duration": 5, "outcome": "fail"}``
         (default: succeed after 10 s). Fields that come from the request (``path``, ``version_id``, ...) and
-        ``provider``/``task_id``/``created_at`` are not allowed here.
+        ``provider``/``task_id``/``created_at`` are not allowed here. Qianfan exports cannot be stopped, so a
+        template's ``outcome: "stop"`` makes Qianfan creates fail at ``stop_at`` instead.
     running_limit : int, optional
         At most this many exports may be running (pending or running) at once -- per dataset for ModelArts, per
         account for Qianfan; the next create gets the vendor's "too many running tasks" error. None = no limit.
@@ -222,7 +223,8 @@ class CreatePolicy:
         if unknown:
             raise ValueError(f"unknown create template field(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(sorted(known - _REQUEST_FIELDS))}")
-        TaskSpec.from_dict({"provider": "modelarts", "task_id": "template-check", **self.template})  # fail early
+        for provider in ("modelarts", "qianfan"):  # fail now, not at the first create
+            self.spec(provider=provider, task_id="template-check")
         if self.running_limit is not None and (not isinstance(self.running_limit, int) or self.running_limit < 1):
             raise ValueError(f"running_limit must be a positive integer or None, got {self.running_limit!r}")
         if self.read_lag < 0 or not isinstance(self.read_lag_requests, int) or self.read_lag_requests < 0:
@@ -260,6 +262,8 @@ class CreatePolicy:
     def spec(self, **request_fields: Any) -> TaskSpec:
         """The task a create starts: the template plus what the request said."""
         values = {**self.template, **request_fields}
+        if values.get("provider") == "qianfan" and values.get("outcome") == "stop":
+            values.update(outcome="fail", fail_at=values.get("stop_at", 50.0))
         values["faults"] = tuple(f if isinstance(f, Fault) else Fault.from_dict(f) for f in values.get("faults") or ())
         values.setdefault("read_lag", self.read_lag)
         values.setdefault("read_lag_requests", self.read_lag_requests)

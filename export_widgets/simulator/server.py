@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import re
 import socket
 import struct
 import threading
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 ENDPOINT_ENV = "EXPORT_WIDGETS_MODELARTS_ENDPOINT"
 _LOOPBACK = ("127.0.0.1", "localhost")
 _MAX_BODY = 1 << 20
+_QUERY = re.compile(r"(\S)\?\S*")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -54,7 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.unregister(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-        log.debug("%s " + format, self.client_address[0], *args)
+        # Request lines carry queries, and a download's query is its signature: log the path only.
+        safe = tuple(_QUERY.sub(r"\1?***", arg) if isinstance(arg, str) else arg for arg in args)
+        log.debug("%s " + format, self.client_address[0], *safe)
 
     def _serve(self) -> None:
         length_text = self.headers.get("Content-Length", "0") or "0"
@@ -299,9 +303,8 @@ class Simulator:
 
     def modelarts_client(self, **kwargs: Any) -> Any:
         """A ``ModelArtsClient`` for this simulator (its AK/SK unless ``token=`` is given; kwargs override)."""
-        from ..providers import (
-            ModelArtsClient,  # lazy: keeps the simulator import light
-        )
+        # Imported here, not at the top: keeps the simulator import light.
+        from ..providers import ModelArtsClient
 
         args: dict[str, Any] = {"project_id": self.project_id, "endpoint": self.url, "environ": {}}
         if "token" not in kwargs:
