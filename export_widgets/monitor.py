@@ -644,6 +644,7 @@ def _after_fork_in_child() -> None:
     for monitor in list(_LIVE_MONITORS):
         monitor._lock = threading.Lock()  # a parent thread may have held them at the fork
         monitor._poll_lock = threading.Lock()
+        monitor.history._lock = threading.Lock()
         monitor._poller = None
         if not monitor._finished.is_set():
             monitor._error = ExportWidgetsError(
