@@ -6,7 +6,9 @@
     download_url (query redacted), error_code, error_message.
 
 ``dashboard(monitors)`` — ``summary`` plus the monitor's view (``DASHBOARD_EXTRA_COLUMNS``):
-    monitor_status, polls, elapsed_s, rate_pct_per_s, rate_samples_per_s, eta_s, stalled, last_poll_error.
+    display_state (ordered category of DisplayState values: what the views show),
+    display_detail (why: retry reason, vendor reason, error), monitor_status, polls, elapsed_s,
+    rate_pct_per_s, rate_samples_per_s, eta_s, stalled, last_poll_error.
 
 ``filters(task)`` — the ModelArts export filters, one row per search condition × label (``FILTER_COLUMNS``):
     condition (0-based index; conditions are OR-ed), labels_op, label_name, label_type, label_type_name,
@@ -33,6 +35,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .display import DisplayState, describe
 from .history import History, Outcome
 from .models import SAMPLE_STATE_MEANINGS, ExportTask, SearchCondition, TaskState
 from .redact import redact_url
@@ -56,8 +59,8 @@ SUMMARY_COLUMNS = (
     "error_message",
 )
 DASHBOARD_EXTRA_COLUMNS = (
-    "monitor_status", "polls", "elapsed_s", "rate_pct_per_s", "rate_samples_per_s", "eta_s", "stalled",
-    "last_poll_error",
+    "display_state", "display_detail", "monitor_status", "polls", "elapsed_s", "rate_pct_per_s",
+    "rate_samples_per_s", "eta_s", "stalled", "last_poll_error",
 )
 _PARAM_COLUMNS = (
     "sample_state", "sample_state_meaning", "export_dest", "export_new_dataset_name", "train_sample_ratio",
@@ -80,6 +83,7 @@ LABEL_TYPE_NAMES = {
 }
 _STATE_DTYPE = pd.CategoricalDtype([s.value for s in TaskState])
 _OUTCOME_DTYPE = pd.CategoricalDtype(list(Outcome.NAMES))
+_DISPLAY_DTYPE = pd.CategoricalDtype([s.value for s in DisplayState], ordered=True)  # attention order
 
 
 def _times(values: Iterable[Any], tz: str) -> pd.Series:
@@ -142,7 +146,9 @@ def dashboard(monitors: Iterable[Any], tz: str = "UTC") -> pd.DataFrame:
         base = summary(task, tz).iloc[0].to_dict() if task is not None else {
             "provider": monitor.provider, "task_id": monitor.task_id, "dataset_id": monitor.dataset_id}
         fig = monitor.figures()
+        shown = describe(monitor, fig)
         base.update({
+            "display_state": shown.state.value, "display_detail": shown.detail() or None,
             "monitor_status": monitor.status, "polls": len(monitor.history), "elapsed_s": fig.elapsed_s,
             "rate_pct_per_s": fig.rate_pct_per_s, "rate_samples_per_s": fig.rate_samples_per_s,
             "eta_s": fig.eta_s, "stalled": fig.stalled,
@@ -155,7 +161,8 @@ def dashboard(monitors: Iterable[Any], tz: str = "UTC") -> pd.DataFrame:
         frame[column] = frame[column].astype("float64")
     frame["polls"] = frame["polls"].astype("int64")
     frame["stalled"] = frame["stalled"].astype("bool")
-    _as_text(frame, ("monitor_status", "last_poll_error"))
+    frame["display_state"] = frame["display_state"].astype(_DISPLAY_DTYPE)
+    _as_text(frame, ("display_detail", "monitor_status", "last_poll_error"))
     return frame
 
 

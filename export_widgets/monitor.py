@@ -190,6 +190,7 @@ class ExportMonitor:
         self._started_at = clock()
         self._last_change_at: float | None = None
         self._refresh_requested = False
+        self._next_poll_at: float | None = None  # views: "next try 14:05:20" while retrying
         self._change_callbacks: list[Callable[[ExportTask], None]] = []
         self._update_callbacks: list[Callable[[ExportMonitor], None]] = []
         if start:
@@ -227,6 +228,11 @@ class ExportMonitor:
     def last_change_at(self) -> float | None:
         """Epoch seconds of the last poll that brought a change (None before the first answer)."""
         return self._last_change_at
+
+    @property
+    def next_poll_at(self) -> float | None:
+        """Epoch seconds (monitor clock) of the next scheduled poll; None when none is scheduled."""
+        return self._next_poll_at
 
     @property
     def started_at(self) -> float:
@@ -343,8 +349,9 @@ class ExportMonitor:
             self._finish(MonitorStatus.FINISHED)
             return None
         self._interval = self.backoff.after_change() if changed else self.backoff.after_unchanged(self._interval)
+        delay = self._next_delay(now, self._interval)  # before notifying: views show next_poll_at
         self._notify_update()
-        return self._next_delay(now, self._interval)
+        return delay
 
     def _after_error(self, now: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
@@ -361,9 +368,10 @@ class ExportMonitor:
             return None
         self._consecutive_errors += 1
         retry_after = getattr(exc, "retry_after", None)
-        delay = self.backoff.after_error(self._consecutive_errors, retry_after)
+        delay = self._next_delay(now, self.backoff.after_error(self._consecutive_errors, retry_after),
+                                 at_least=retry_after)  # before notifying: views show next_poll_at
         self._notify_update()
-        return self._next_delay(now, delay, at_least=retry_after)
+        return delay
 
     def _next_delay(self, now: float, delay: float, at_least: float | None = None) -> float:
         delay = self.backoff.jittered(delay, self._rng)
@@ -371,6 +379,7 @@ class ExportMonitor:
             delay = max(delay, at_least)
         if self.timeout is not None:  # wake up at the deadline to end on time
             delay = min(delay, max(0.0, self._started_at + self.timeout - now))
+        self._next_poll_at = now + delay
         return delay
 
     def _timed_out(self, now: float) -> bool:
@@ -381,6 +390,7 @@ class ExportMonitor:
             if self._finished.is_set():
                 return
             self._status = status
+            self._next_poll_at = None
             self._finished.set()
         self._notify_update()
 
