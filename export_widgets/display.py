@@ -152,7 +152,7 @@ class Display:
                 and self.task_state is not None:
             last = f"task was {self.task_state.value}"
             if self.progress is not None:
-                last += f" at {self.progress:.1f} %"
+                last += f" at {self.progress:.1f}%"
             parts.append(last)
         return redact_text(" · ".join(parts))
 

@@ -187,7 +187,8 @@ class ExportStatus(Magics, Configurable):
 
         scenario = dataclasses.replace(simulator.Scenario.demo(), speed=self.simulator_speed)
         self._simulator = simulator.Simulator(scenario=scenario).start()
-        print(f"Embedded simulator at {self._simulator.url} (no credentials needed)", file=sys.stderr)
+        # An ordinary info line (stdout): not an error box, and it says the address is for this session only.
+        print("Using the embedded simulator (no credentials needed; it runs until the kernel stops).")
 
     def close(self) -> None:
         """Stop the embedded simulator, if this magic started one."""
@@ -264,10 +265,17 @@ class ExportStatus(Magics, Configurable):
     def _view(self, args: Any, watched: ExportMonitor | MonitorGroup) -> Any:
         from IPython.display import display
 
-        from .textview import TextView, widgets_available
+        from .textview import TextView, in_kernel, widgets_available
 
         if args.no_widget or not widgets_available():
-            return TextView(watched.monitors if isinstance(watched, MonitorGroup) else watched)
+            monitors = watched.monitors if isinstance(watched, MonitorGroup) else watched
+            if in_kernel():  # a notebook: one output that updates itself, not lines printed into later cells
+                mode = "display"
+            elif args.wait and sys.stdout.isatty():  # blocking on a terminal: self-updating lines, like tqdm
+                mode = "tty"
+            else:  # a background watch on a terminal: a line per state change only, never a flood
+                mode = "lines"
+            return TextView(monitors, mode=mode)
         if isinstance(watched, MonitorGroup):
             from .dashboard import ExportDashboard
 

@@ -142,7 +142,7 @@ def test_watch_stopped_keeps_the_task_state_beside(empty_sim):
     monitor.stop()
     d = describe(monitor)
     assert d.state is DisplayState.WATCH_STOPPED and d.task_state is TaskState.RUNNING
-    assert "task was RUNNING at 42.0 %" in d.detail()
+    assert "task was RUNNING at 42.0%" in d.detail()
     assert monitor.next_poll_at is None
 
 
