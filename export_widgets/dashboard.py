@@ -58,9 +58,11 @@ DASHBOARD_CSS = """
 .ew-dash .ew-total{font-weight:600}
 .ew-dash .ew-overall{display:flex;flex-wrap:wrap;align-items:center;gap:2px 10px;min-height:22px}
 .ew-dash .ew-overall .ew-track{flex:0 1 360px;min-width:120px;height:10px}
-.ew-row{display:grid;align-items:center;column-gap:10px;height:24px;min-width:0;
- grid-template-columns:112px 70px minmax(100px,190px) minmax(80px,1fr) 52px 124px 100px 84px minmax(120px,1.6fr)}
+.ew-row{display:grid;align-items:center;column-gap:10px;min-height:24px;max-height:38px;min-width:0;
+ grid-template-columns:124px 72px minmax(100px,180px) minmax(80px,1fr) 56px 112px 84px 56px minmax(120px,1.6fr)}
 .ew-row>span{min-width:0;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.ew-row>span.ew-c-note{white-space:normal;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;
+ line-height:15px;font-size:12px;overflow-wrap:anywhere}
 .ew-row .ew-track{display:block;height:8px}
 .ew-row.ew-colhead{font-size:11px;font-weight:600;height:20px;color:var(--jp-ui-font-color0,#000)}
 .ew-c-pct,.ew-c-done,.ew-c-rate,.ew-c-eta{text-align:right;font-variant-numeric:tabular-nums}
@@ -68,15 +70,15 @@ DASHBOARD_CSS = """
 .ew-rows>.ew-row:nth-child(odd){background:color-mix(in srgb,var(--jp-ui-font-color1,#1f1f1f) 4%,transparent)}
 .ew-dash details>summary{cursor:pointer;height:22px;line-height:22px;width:max-content}
 .ew-more{min-height:22px}
-@container (max-width:980px){
- .ew-row{grid-template-columns:112px minmax(100px,190px) minmax(80px,1fr) 52px 124px 84px minmax(110px,1.4fr)}
- .ew-c-prov,.ew-c-rate{display:none}}
-@container (max-width:760px){
- .ew-row{grid-template-columns:104px minmax(90px,170px) minmax(70px,1fr) 52px minmax(90px,1fr)}
- .ew-c-done,.ew-c-eta{display:none}}
-@container (max-width:520px){
- .ew-row{grid-template-columns:104px minmax(80px,1fr) 64px 52px}
- .ew-c-note{display:none}}
+@container (max-width:890px){
+ .ew-row{grid-template-columns:124px minmax(100px,180px) minmax(80px,1fr) 56px 112px 56px minmax(110px,1.4fr)}
+ .ew-row>.ew-c-prov,.ew-row>.ew-c-rate{display:none}}
+@container (max-width:700px){
+ .ew-row{grid-template-columns:124px minmax(90px,170px) minmax(70px,1fr) 56px minmax(90px,1fr)}
+ .ew-row>.ew-c-done,.ew-row>.ew-c-eta{display:none}}
+@container (max-width:480px){
+ .ew-row{grid-template-columns:124px minmax(80px,1fr) 56px 56px}
+ .ew-row>span.ew-c-note{display:none}}
 """
 
 

@@ -206,8 +206,9 @@ def describe(monitor: ExportMonitor, figures: Figures | None = None) -> Display:
         return Display(DisplayState.ERROR, _error_reason(monitor) or None, task_state=task_state,
                        progress=task.progress if task is not None else None)
     if task is not None and task.state is TaskState.FAILED:
+        # Qianfan reports 0 when a task fails: 0 is "unknown" then, not a reading (progress never goes down)
         return Display(DisplayState.FAILED, _vendor_reason(task), task_state=task_state,
-                       progress=last_known_progress(monitor))
+                       progress=last_known_progress(monitor) or None)
     if task is not None and task.state is TaskState.SUCCEEDED:
         return Display(DisplayState.SUCCEEDED, task_state=task_state, progress=task.progress)
     if task is not None and task.state is TaskState.STOPPED:

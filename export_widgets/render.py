@@ -75,12 +75,14 @@ CSS = f"""
 .ew-panel{{display:flex;flex-wrap:wrap;gap:8px 24px;padding:4px 0 2px 0;font-size:12px;color:{_FONT}}}
 .ew-panel h4{{margin:2px 0 4px 0;font-size:12px;font-weight:600;color:{_STRONG}}}
 .ew-panel dl{{display:grid;grid-template-columns:max-content auto;gap:1px 10px;margin:0}}
-.ew-panel dt{{font-weight:600}} .ew-panel dd{{margin:0;overflow-wrap:anywhere}}
+.ew-panel dt{{font-weight:600;white-space:nowrap}} .ew-panel dd{{margin:0;overflow-wrap:anywhere}}
 .ew-scroll{{max-width:100%;overflow-x:auto}}
+.ew-panel>div{{min-width:0;max-width:100%}}
+.ew-details>.widget-html-content,.ew-card-widget>.widget-html-content{{min-width:0;max-width:100%}}
 .ew-panel table{{border-collapse:collapse;font-size:12px;color:{_FONT};background:transparent}}
-.ew-panel th,.ew-panel td{{padding:2px 10px 2px 0;text-align:left;vertical-align:top;border:none;
+.ew-card .ew-panel th,.ew-card .ew-panel td{{padding:2px 10px 2px 0;text-align:left;vertical-align:top;border:none;
  border-bottom:1px solid {_TRACK};background:transparent;color:{_FONT};white-space:nowrap}}
-.ew-panel th{{font-weight:600;color:{_STRONG}}}
+.ew-card .ew-panel th{{font-weight:600;color:{_STRONG}}}
 .ew-chart{{color:{_FONT}}}
 .ew-grid{{display:grid;align-items:center;column-gap:10px}}
 """

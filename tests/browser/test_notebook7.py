@@ -29,22 +29,31 @@ def test_progress_in_notebook7(lab):
     lab.run_all()
 
     shots: list[float] = []
+    live_contrast: list[dict] = []
 
     def mid_screenshot(state: dict) -> None:
         if not shots and state["widgets"] and state["width"] is not None and 30 <= state["width"] <= 70:
             shots.append(state["width"])
             lab.screenshot("mid", ".ew-widget")
+            live_contrast.extend(lab.contrast(".jp-OutputArea-output:has(.ew-widget)"))
 
     samples = lab.sample(lab.widget_state, lambda s: s["snapshot"] is not None and s["widgets"] == 0,
                          timeout=40, on_sample=mid_screenshot)
     live = [s for s in samples if s["widgets"] and s["width"] is not None]
     lab.assert_advancing([s["width"] for s in live], min_distinct=5)
     assert len({s["stats"] for s in live}) >= 5
-    for s in live:  # running colour; a sample may catch the last live draw (100 %, success) before the snapshot
-        want = "progress-bar-success" if s["width"] >= 100 else "progress-bar-info"
-        assert want in s["barClass"], s
+    assert all(s["state"] in ("running", "waiting", "succeeded") for s in live), {s["state"] for s in live}
+    heights = [s["outputHeight"] for s in live if s["outputHeight"]]
+    assert heights and max(heights) <= 110, sorted(set(heights))  # compact in Notebook 7 too
+    assert live_contrast and min(c["ratio"] for c in live_contrast) >= 4.5, \
+        [c for c in live_contrast if c["ratio"] < 4.5]
     end = samples[-1]["snapshot"]
-    assert end["state"] == "SUCCEEDED" and end["inHtmlOutput"], end
-    assert "ew-success" in end["fillClass"] and end["progress"] == "100.0", end
+    assert end["state"] == "succeeded" and end["inHtmlOutput"], end
+    assert end["width"] == 100.0 and end["badge"] == "SUCCEEDED", end
+    assert end["outputHeight"] <= 110, end
     lab.wait_cells_done()
+    contrast = lab.contrast(".jp-OutputArea-output:has(.ew-snapshot)")
+    assert contrast and min(c["ratio"] for c in contrast) >= 4.5, [c for c in contrast if c["ratio"] < 4.5]
+    print(f"\nNotebook 7: live output height {max(heights):g} px, final {end['outputHeight']:g} px, "
+          f"worst contrast {min(c['ratio'] for c in contrast):g}")
     lab.screenshot("end", ".ew-snapshot")
