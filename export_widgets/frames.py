@@ -258,14 +258,12 @@ def _one_history(h: History, tz: str) -> pd.DataFrame:
     if cols["messages"]:
         sparse = cols["messages"]
         messages.iloc[list(sparse)] = list(sparse.values())  # type: ignore[union-attr]
-    polled = np.frombuffer(cols["polled_at"], dtype=np.float64) if n else np.empty(0)
     return pd.DataFrame({
         "provider": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[h.provider]),
         "task_id": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[h.task_id]),
         # Whole-array conversion: to_datetime on a million floats costs ~0.5 s, a view costs ~5 ms.
-        "polled_at": pd.DatetimeIndex((polled * 1e9).astype("int64").view("datetime64[ns]"))
-        .tz_localize("UTC").tz_convert(tz),
-        "latency_ms": np.frombuffer(cols["latency_s"], dtype=np.float32).astype(np.float64) * 1000.0
+        "polled_at": pd.DatetimeIndex(_epoch_ms(cols["polled_at"], n)).tz_localize("UTC").tz_convert(tz),
+        "latency_ms": np.round(np.frombuffer(cols["latency_s"], dtype=np.float32).astype(np.float64) * 1000.0, 3)
         if n else np.empty(0),
         "outcome": pd.Categorical.from_codes(np.frombuffer(cols["outcome"], dtype=np.uint8).astype(np.int16)
                                              if n else np.empty(0, np.int16), dtype=_OUTCOME_DTYPE),
@@ -273,11 +271,36 @@ def _one_history(h: History, tz: str) -> pd.DataFrame:
         "error_message": messages.array,
         "state": pd.Categorical.from_codes(state_codes, dtype=_STATE_DTYPE),
         "raw_status": _interned(cols["raw_status"], statuses, n),  # type: ignore[arg-type]
-        "progress": np.frombuffer(cols["progress"], dtype=np.float32).astype(np.float64) if n else np.empty(0),
+        "progress": _float32_values(cols["progress"], n),
         "finished_samples": _counts(finished),
         "total_samples": _counts(total),
-        "size_mb": np.frombuffer(cols["size_mb"], dtype=np.float32).astype(np.float64) if n else np.empty(0),
+        "size_mb": _float32_values(cols["size_mb"], n),
     }, columns=list(HISTORY_COLUMNS))
+
+
+def _float32_values(buffer: Any, n: int) -> np.ndarray:
+    """A float32 history column as float64 values equal to what the server sent.
+
+    The history keeps floats in 4 bytes; widening 2.81f gives 2.809999942779541. Rounding to float32's 7
+    significant digits gives back 2.81 (the value as sent, for any value with at most 7 significant digits).
+    """
+    if not n:
+        return np.empty(0)
+    values = np.frombuffer(buffer, dtype=np.float32).astype(np.float64)
+    finite = np.isfinite(values) & (values != 0)
+    magnitude = np.zeros_like(values)
+    magnitude[finite] = np.floor(np.log10(np.abs(values[finite])))
+    scale = 10.0 ** (6 - magnitude)
+    rounded = np.round(values * scale) / scale
+    return np.where(finite, rounded, values)
+
+
+def _epoch_ms(buffer: Any, n: int) -> np.ndarray:
+    """Epoch seconds (float64) as datetime64[ns] rounded to the millisecond (no float noise in the ns)."""
+    if not n:
+        return np.empty(0, dtype="datetime64[ns]")
+    seconds = np.frombuffer(buffer, dtype=np.float64)
+    return (np.round(seconds * 1e3).astype(np.int64) * 1_000_000).view("datetime64[ns]")
 
 
 def _counts(values: np.ndarray) -> pd.arrays.IntegerArray:
