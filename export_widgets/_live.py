@@ -130,6 +130,7 @@ class LiveOutput:
         self._final: dict[str, str] | None = None
         self._bundle: dict[str, Any] | None = None
         self._text_at = 0.0
+        self._text_key: Any = None
 
     def show(self, bundle: dict[str, Any]) -> None:
         """Display ``bundle`` (a mime bundle) and remember its handle."""
@@ -141,16 +142,17 @@ class LiveOutput:
         if handle is not None:
             self._handles.append(handle)
 
-    def update_text(self, text: str, min_interval: float) -> bool:
+    def update_text(self, text: str, key: Any, min_interval: float) -> bool:
         """Refresh the text/plain twin of the live output (what a notebook saved mid-run reopens with),
-        at most once per ``min_interval`` seconds and only when it changed. True when it was sent."""
+        at most once per ``min_interval`` seconds and only when ``key`` (what the text says, without its
+        clock) changed: the frontend redraws the widget view on each update. True when it was sent."""
         bundle = self._bundle
-        if self._final is not None or bundle is None or not self._handles or bundle.get("text/plain") == text:
+        if self._final is not None or bundle is None or not self._handles or key == self._text_key:
             return False
         now = time.monotonic()
         if now - self._text_at < min_interval:
             return False
-        self._text_at = now
+        self._text_at, self._text_key = now, key
         self._bundle = {**bundle, "text/plain": text}
         for handle in self._handles:
             try:

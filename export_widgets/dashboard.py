@@ -10,6 +10,7 @@ a second, and at most ``max_rows`` rows are drawn (a summary line counts the res
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -223,7 +224,12 @@ class ExportDashboard(widgets.VBox):  # type: ignore[misc]
                 self._clock.remove(self._tick)
             return
         self._throttle()
-        self._output.update_text(self.totals_text() + "\n(live view not connected)", TEXT_INTERVAL)
+        views = self.views()
+        percent, _ = overall(views)
+        key = (totals_text(views), None if percent is None else int(percent))
+        text = "\n".join([totals_text(views), *(render.view_line(v) for v in views[:self.max_rows])])
+        self._output.update_text(f"{text}\n(live view not connected; this was the state at "
+                                 f"{datetime.now().strftime('%H:%M:%S')})", key, TEXT_INTERVAL)
 
     def views(self) -> list[TaskView]:
         """Every task's view, in the chosen order."""

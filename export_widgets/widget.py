@@ -149,7 +149,9 @@ class ExportStatusWidget(widgets.VBox):  # type: ignore[misc]
                 self._clock.remove(self._tick)
             return
         self._redraw()
-        self._output.update_text(self.text_twin(), TEXT_INTERVAL)
+        shown = describe(self.monitor)
+        key = (shown.state, None if shown.progress is None else int(shown.progress))
+        self._output.update_text(self.text_twin(), key, TEXT_INTERVAL)
 
     def text_twin(self) -> str:
         """The text/plain of the live output: the text line, and when it was true."""

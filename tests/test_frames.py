@@ -99,7 +99,7 @@ def test_filters_without_conditions_is_empty_but_typed():
 
 def test_params_frame():
     frame = frames.params(_ma())
-    rows = dict(zip(frame["field"], zip(frame["value"], frame["meaning"])))
+    rows = dict(zip(frame["field"], zip(frame["value"], frame["meaning"], strict=True), strict=True))
     assert rows["sample_state"] == ("ACCEPTED", "accepted")
     assert rows["search_conditions"][0] == "2"
 

@@ -182,12 +182,22 @@ def test_single_task_in_the_dark_theme(lab):
         assert measured, "the widget never reached 30 %"
         assert samples[-1]["snapshot"]["state"] == "succeeded"
         lab.wait_cells_done()
+        # narrow (500 px): the card wraps, nothing is cut off, it stays compact
+        lab.page.set_viewport_size({"width": 500, "height": 900})
+        lab.page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        lab.page.wait_for_timeout(500)
+        assert lab.clipped(OUTPUT_OF_SNAPSHOT) == []
+        narrow = lab.widget_state()["snapshot"]["outputHeight"]
+        assert narrow <= 2 * MAX_LIVE_HEIGHT, narrow
+        _record("single-task final card height at 500 px", narrow)
+        lab.docs_screenshot("single-done-dark-500px", OUTPUT_OF_SNAPSHOT)
+        lab.page.set_viewport_size({"width": 1280, "height": 900})
         _assert_contrast(lab, OUTPUT_OF_SNAPSHOT, "dark")
         lab.docs_screenshot("single-done-dark", OUTPUT_OF_SNAPSHOT)
         # no light blocks on the dark page: every painted background inside the output is dark
         light_blocks = lab.page.evaluate("""sel => [...document.querySelectorAll(sel + ' *')].filter(e => {
-            const m = /rgba?\\(([\\d.]+), ([\\d.]+), ([\\d.]+)(?:,
-              ([\\d.]+))?/.exec(getComputedStyle(e).backgroundColor);
+            const re = /rgba?\\(([\\d.]+), ([\\d.]+), ([\\d.]+)(?:, ([\\d.]+))?/;
+            const m = re.exec(getComputedStyle(e).backgroundColor);
             return m && (m[4] === undefined || +m[4] > 0.5) && (+m[1] + +m[2] + +m[3]) / 3 > 160;
         }).map(e => e.className)""", OUTPUT_OF_SNAPSHOT)
         assert not light_blocks, light_blocks
@@ -326,6 +336,8 @@ def test_dashboard_of_36_tasks_is_an_aligned_grid(lab):
             SPECIAL <= {r["state"] for r in state["rows"]}
 
     samples = lab.sample(lab.dashboard_state, all_specials, timeout=60)
+    first_live = next(i for i, s in enumerate(samples) if s["dashboards"])
+    assert all(s["dashboards"] == 1 for s in samples[first_live:]), "the live dashboard vanished for a moment"
     state = samples[-1]
     rows = {r["id"]: r for r in state["rows"]}
     assert len(rows) == 36
@@ -477,3 +489,31 @@ def test_no_credential_or_signed_url_in_the_page(lab):
     text = lab.page.locator(".ew-snapshot").first.inner_text()
     assert f"{parts.netloc}{parts.path}?***" in text, text
     lab.screenshot("end", ".ew-snapshot")
+
+
+def test_a_notebook_saved_mid_run_holds_the_latest_state_as_text(lab):
+    """The text/plain twin of the live output is refreshed (throttled): saved mid-run, the file says where the
+    task was then, not the first draw; and refreshing it never makes the live widget disappear."""
+    import nbformat
+
+    task_id = lab.task_id("MaSave")
+    name = lab.write_notebook(_watch_cells(f"--provider modelarts --dataset {lab.sim.dataset_id} {task_id}"))
+    lab.open(name)
+    lab.sim.add_task(TaskSpec("modelarts", task_id, duration=80, total_samples=8000))
+    lab.run_all()
+    started = time.monotonic()
+    samples = lab.sample(lab.widget_state, lambda s: time.monotonic() - started > 18 and (s["width"] or 0) > 15,
+                         timeout=40)
+    first_live = next(i for i, s in enumerate(samples) if s["widgets"])
+    assert all(s["widgets"] == 1 for s in samples[first_live:]), "the live widget vanished while its text updated"
+    lab.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    lab.wait_until(lambda: "widget-view" in (lab.server.root / name).read_text(), timeout=15,
+                   message="the notebook saved with its widget output")
+    saved = nbformat.read(lab.server.root / name, as_version=4)
+    texts = [o["data"].get("text/plain", "") for c in saved.cells for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(texts) == 1, texts
+    match = re.search(r"RUNNING ([\d.]+)%", texts[0])
+    assert match and float(match.group(1)) >= 5.0, texts[0]  # not the first draw (WAITING / 0 %)
+    assert "live view not connected" in texts[0], texts[0]
+    lab.page.locator(".ew-widget button[title^='Stop watching']").click()
