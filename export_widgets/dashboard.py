@@ -10,9 +10,9 @@ a second, and at most ``max_rows`` rows are drawn (a summary line counts the res
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
