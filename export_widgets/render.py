@@ -321,7 +321,7 @@ def snapshot_html(monitor: ExportMonitor, *, filters_html: str = "", history_htm
     closed. ``history_html`` is accepted for compatibility; the details always carry the history."""
     view = task_view(monitor)
     task = monitor.latest
-    return (f'{style_tag()}<div class="ew-card ew-snapshot" data-display-state="{view.state.value}" '
+    return (f'{style_tag()}<div class="ew-snapshot ew-card" data-display-state="{view.state.value}" '
             f'data-state="{esc(task.state.value if task else "")}" data-monitor-status="{esc(monitor.status)}">'
             f'{card_html(view)}<details><summary>details</summary>'
             f'{panel_html(monitor, filters_html=filters_html)}</details></div>')
