@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import statistics
 
 import pytest
 
@@ -57,3 +58,35 @@ def test_progress_in_notebook7(lab):
     print(f"\nNotebook 7: live output height {max(heights):g} px, final {end['outputHeight']:g} px, "
           f"worst contrast {min(c['ratio'] for c in contrast):g}")
     lab.screenshot("end", ".ew-snapshot")
+
+
+def test_dashboard_in_notebook7_light_and_dark(lab):
+    from test_jupyterlab import SPECIAL, _dashboard_tasks  # the same 36 tasks as the JupyterLab test
+
+    specs, special, cell = _dashboard_tasks(lab)
+    name = lab.write_notebook(["%load_ext export_widgets", cell])
+    lab.open(name, ui="notebook")
+    for spec in specs:
+        lab.sim.add_task(spec)
+    lab.run_all()
+    state = lab.sample(lab.dashboard_state, lambda s: s["dashboards"] == 1 and len(s["rows"]) == 36 and
+                       SPECIAL <= {r["state"] for r in s["rows"]}, timeout=60)[-1]
+    tops = sorted(r["top"] for r in state["rows"])
+    pitch = [b - a for a, b in zip(tops, tops[1:], strict=False)]
+    assert max(pitch) <= 40 and max(r["height"] for r in state["rows"]) <= 40, pitch
+    for col in ("state", "id", "bar", "pct"):
+        assert len({r["cols"][col]["x"] for r in state["rows"]}) == 1, col
+    assert {r["badge"] for r in state["rows"]} >= {"ERROR", "FAILED", "RETRYING", "TIMED OUT", "WATCH STOPPED",
+                                                   "STOPPED", "RUNNING"}
+    assert lab.clipped(".ew-dashboard") == []
+    worst = {}
+    for theme in ("JupyterLab Light", "JupyterLab Dark"):
+        lab.set_theme(theme)
+        measured = lab.contrast(".ew-dashboard")
+        low = [m for m in measured if m["ratio"] < 4.5]
+        assert measured and not low, (theme, low[:5])
+        worst[theme] = min(m["ratio"] for m in measured)
+    lab.set_theme("JupyterLab Light")
+    print(f"\nNotebook 7 dashboard: row pitch {statistics.median(pitch):g} px, worst contrast {worst}")
+    lab.page.locator(".ew-dashboard button[title^='Stop watching every task']").click()
+    lab.sample(lab.dashboard_state, lambda s: s["snapshot"] is not None and s["dashboards"] == 0, timeout=30)
