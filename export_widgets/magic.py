@@ -187,7 +187,7 @@ class ExportStatus(Magics, Configurable):
 
         scenario = dataclasses.replace(simulator.Scenario.demo(), speed=self.simulator_speed)
         self._simulator = simulator.Simulator(scenario=scenario).start()
-        # An ordinary info line (stdout): not an error box, and it says the address is for this session only.
+        # An ordinary info line on stdout (not a red error box), without the port: a saved notebook keeps it.
         print("Using the embedded simulator (no credentials needed; it runs until the kernel stops).")
 
     def close(self) -> None:
