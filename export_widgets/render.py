@@ -33,7 +33,7 @@ __all__ = [
 
 _BAR_STYLES = {
     TaskState.PENDING: "info", TaskState.RUNNING: "info", TaskState.SUCCEEDED: "success",
-    TaskState.FAILED: "danger", TaskState.STOPPED: "warning", TaskState.UNKNOWN: "",
+    TaskState.FAILED: "danger", TaskState.STOPPED: "warning", TaskState.UNKNOWN: "", TaskState.STOPPING: "warning",
 }
 # The colours ipywidgets' FloatProgress uses for each bar_style, so badge, bar and snapshot agree.
 _COLOURS = {"info": "#0097a7", "success": "#4caf50", "danger": "#f44336", "warning": "#ff9800", "": "#9e9e9e"}

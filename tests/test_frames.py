@@ -132,7 +132,7 @@ def test_history_frame_columns_dtypes_and_values():
     assert math.isnan(frame.loc[1, "latency_ms"]) and frame.loc[0, "latency_ms"] == pytest.approx(12.0)
     assert frame.loc[3, "finished_samples"] == 1000 and pd.isna(frame.loc[1, "finished_samples"])
     assert frame.loc[3, "polled_at"] - frame.loc[0, "polled_at"] == pd.Timedelta(seconds=10)
-    assert set(frame["state"].cat.categories) == {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED",
+    assert set(frame["state"].cat.categories) == {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED", "STOPPING",
                                                   "UNKNOWN"}
 
 

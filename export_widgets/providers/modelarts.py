@@ -12,13 +12,14 @@ Auth: AK/SK (``SDK-HMAC-SHA256``, optionally with ``X-Security-Token``) or an IA
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
 
-from .._coerce import as_bool, as_count, as_percent, as_str, from_epoch_ms
+from .._coerce import as_bool, as_count, as_list, as_percent, as_str, from_epoch_ms
 from .._http import HttpClient, Reply, body_snippet, classify_error, parse_retry_after
 from ..config import ENV, modelarts_endpoint, resolve_credentials, validate_id
 from ..errors import ConfigError, ResponseFormatError
@@ -31,7 +32,6 @@ from ..models import (
     SearchProp,
     TaskState,
 )
-from ..redact import redact_text
 from ..signing import SdkHmacAuth
 
 __all__ = ["ModelArtsClient", "parse_export_task", "parse_export_params"]
@@ -49,7 +49,7 @@ STATUS_MAP: Mapping[str, TaskState] = {
     "SUCCESSED": TaskState.SUCCEEDED,  # sic: the API's own spelling
     "SUCCEEDED": TaskState.SUCCEEDED,
     "FAILED": TaskState.FAILED,
-    "STOPPING": TaskState.STOPPED,
+    "STOPPING": TaskState.STOPPING,  # winding down, not over: it may still end STOPPED, SUCCEEDED or FAILED
     "STOPPED": TaskState.STOPPED,
 }
 
@@ -85,7 +85,9 @@ class ModelArtsClient(HttpClient):
     token : str, optional
         An IAM token instead of AK/SK (sent as ``X-Auth-Token``).
     timeout : float or (connect, read), optional
-        Per-request timeout in seconds.
+        Timeout of each socket operation in seconds (default 5 s connect, 30 s read).
+    request_timeout : float, optional
+        Deadline of a whole request, body included (default 30 s): a server trickling its answer cannot hold it.
     """
 
     provider = PROVIDER
@@ -101,6 +103,7 @@ class ModelArtsClient(HttpClient):
         token: str | None = None,
         *,
         timeout: float | tuple[float, float] | None = None,
+        request_timeout: float | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] | None = None,
         environ: Mapping[str, str] | None = None,
@@ -119,7 +122,8 @@ class ModelArtsClient(HttpClient):
             auth = _TokenAuth(creds.token)
         else:
             auth = SdkHmacAuth(creds.access_key or "", creds.secret_key or "", creds.security_token, clock=clock)
-        super().__init__(modelarts_endpoint(endpoint, region, env), auth, timeout=timeout, session=session,
+        super().__init__(modelarts_endpoint(endpoint, region, env), auth, timeout=timeout,
+                         request_timeout=request_timeout, session=session,
                          default_headers={"X-Project-Id": self.project_id})
 
     # -- operations -------------------------------------------------------------------------------------
@@ -217,12 +221,8 @@ def _str_list_map(value: Any) -> dict[str, list[str]]:
         return {}
     result: dict[str, list[str]] = {}
     for key, items in value.items():
-        if isinstance(items, list):
-            result[str(key)] = [str(item) for item in items if item is not None]
-        elif items is None:
-            result[str(key)] = []
-        else:
-            result[str(key)] = [str(items)]
+        values = items if isinstance(items, list) else [items]
+        result[str(key)] = [text for text in (as_str(item) for item in values) if text is not None]
     return result
 
 
@@ -233,7 +233,7 @@ def _parse_condition(data: Mapping[str, Any]) -> SearchCondition:
         labels = tuple(
             SearchLabel(name=as_str(item.get("name")), type=as_count(item.get("type")), op=as_str(item.get("op")),
                         property=_str_list_map(item.get("property")))
-            for item in raw_labels.get("labels") or [] if isinstance(item, dict)
+            for item in as_list(raw_labels.get("labels")) if isinstance(item, dict)
         )
         label_list = SearchLabels(labels=labels, op=as_str(raw_labels.get("op")))
     metadata = None
@@ -262,9 +262,8 @@ def parse_export_params(data: Any) -> ExportParams | None:
         clear_difficult=as_bool(data.get("clear_difficult")),
         ratio_sample_usage=as_bool(data.get("ratio_sample_usage")),
         train_sample_ratio=as_str(data.get("train_sample_ratio")),
-        samples=tuple(str(s) for s in samples if s is not None) if isinstance(samples, list) else (),
-        search_conditions=tuple(_parse_condition(c) for c in conditions if isinstance(c, dict))
-        if isinstance(conditions, list) else (),
+        samples=tuple(text for text in (as_str(s) for s in as_list(samples)) if text is not None),
+        search_conditions=tuple(_parse_condition(c) for c in as_list(conditions) if isinstance(c, dict)),
     )
 
 
@@ -280,9 +279,9 @@ def parse_export_task(
     updated = from_epoch_ms(data.get("update_time"))
     params = parse_export_params(data.get("export_params"))
     destination = as_str(data.get("path"))
-    destination = redact_text(destination) if destination else destination  # shown to people: no secrets
     if params and params.export_dest == "NEW_DATASET" and params.export_new_dataset_name:
         destination = f"new dataset {params.export_new_dataset_name}"
+    # Redaction of every shown field (destination included, once built) happens in ExportTask itself.
     error_message = as_str(data.get("error_msg")) or as_str(data.get("error_message"))
     return ExportTask(
         provider=PROVIDER,
@@ -297,8 +296,12 @@ def parse_export_task(
         finished_at=updated if state.is_terminal else None,
         destination=destination,
         error_code=as_str(data.get("error_code")),
-        error_message=redact_text(error_message) if error_message else None,
+        error_message=error_message,
         export_params=params,
         dataset_id=dataset_id,
         raw=dict(data),
+        version_id=as_str(data.get("version_id")),
+        export_type=as_count(data.get("export_type")),
+        export_format=as_count(data.get("export_format")),
+        version_format=as_str(data.get("version_format")),
     )
