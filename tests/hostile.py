@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 Respond = Callable[[socket.socket, bytes], None]
 
@@ -105,16 +105,20 @@ def answer(status: str, body: bytes, *headers: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
-def trickle(data: bytes, every: float, stop: Callable[[], bool], limit: float = 60.0) -> Respond:
-    """Send ``data`` one byte every ``every`` seconds (until the client goes away, ``stop()`` or ``limit``)."""
+def trickling_server(data: bytes, every: float, *, head: bytes = b"", limit: float = 60.0) -> RawServer:
+    """A server that sends ``head`` at once, then ``data`` one byte every ``every`` seconds (until the client
+    goes away, the server stops or ``limit`` seconds pass)."""
+    server: RawServer
 
     def respond(sock: socket.socket, _request: bytes) -> None:
+        sock.sendall(head)
         ends = time.monotonic() + limit
         for byte in data:
-            if stop() or time.monotonic() > ends:
+            if server.stopped or time.monotonic() > ends:
                 break
             sock.sendall(bytes([byte]))
             time.sleep(every)
         sock.close()
 
-    return respond
+    server = RawServer(respond)
+    return server

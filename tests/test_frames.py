@@ -53,7 +53,8 @@ def test_summary_columns_dtypes_and_redaction():
         "raw_status": "string", "progress": "float64", "finished_samples": "Int64", "total_samples": "Int64",
         "size_mb": "float64", "created_at": "datetime64[ns, UTC]", "updated_at": "datetime64[ns, UTC]",
         "finished_at": "datetime64[ns, UTC]", "destination": "string", "download_url": "string",
-        "error_code": "string", "error_message": "string",
+        "error_code": "string", "error_message": "string", "version_id": "string", "export_type": "Int64",
+        "export_format": "Int64", "version_format": "string",
     }
     assert frame.loc[1, "download_url"] == "https://bucket.bj.bcebos.com/x/export.zip?***"
     assert "authorization" not in frame.to_csv()

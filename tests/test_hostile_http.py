@@ -15,7 +15,7 @@ import tracemalloc
 import zlib
 
 import pytest
-from hostile import RawServer, answer, trickle
+from hostile import RawServer, answer, trickling_server
 
 from export_widgets import ModelArtsClient, QianfanClient
 from export_widgets._http import DEFAULT_MAX_RESPONSE_BYTES, RedactedCause
@@ -79,8 +79,7 @@ def test_a_redirect_loop_costs_one_request_per_poll():
 def test_a_trickling_body_is_cut_at_the_request_deadline():
     body = json.dumps(TASK).encode() + b" " * 10_000
     head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    server = RawServer(lambda sock, req: (sock.sendall(head), trickle(body, 0.05, lambda: server.stopped)(sock, req)))
-    with server:
+    with trickling_server(body, 0.05, head=head) as server:
         client = modelarts(server.url, timeout=(2.0, 2.0), request_timeout=1.0)
         started = time.monotonic()
         with pytest.raises(TransportError) as info:
@@ -95,9 +94,7 @@ def test_trickled_headers_and_endless_interim_answers_are_cut_too():
     endless = b"HTTP/1.1 100 Continue\r\n\r\n" * 10_000
     header = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 5_000 + b"\r\n\r\n{}"
     for data, every in ((endless, 0.002), (header, 0.01)):
-        server = RawServer(lambda sock, req, data=data, every=every: trickle(data, every, lambda: server.stopped)(
-            sock, req))
-        with server:
+        with trickling_server(data, every) as server:
             started = time.monotonic()
             with pytest.raises(TransportError, match="deadline"):
                 poll(modelarts(server.url, timeout=(2.0, 2.0), request_timeout=0.5))
