@@ -242,3 +242,35 @@ def test_a_refused_connection_chains_no_url():
         poll(modelarts(url + "/base", request_timeout=5))
     text = "".join(traceback.format_exception(info.value))
     assert "/export-tasks/" not in text and "Max retries" not in text  # urllib3's text names the URL
+
+
+# -- the watch around it ----------------------------------------------------------------------------------------
+
+def test_hung_polls_free_the_request_budget_and_end_near_their_timeout():
+    """Two monitors on a trickling server, with a budget of two requests in flight: a healthy task on the same
+    provider still gets polled, and the hung watches end at their own timeout plus at most one deadline."""
+    from export_widgets.monitor import ExportMonitor, MonitorStatus
+    from export_widgets.poller import Poller
+
+    body = b" " * 100_000
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    poller = Poller(budget=2)
+    with trickling_server(body, 0.05, head=head) as slow, \
+            RawServer(answer("200 OK", json.dumps(TASK).encode())) as fast:
+        hung = [ExportMonitor(modelarts(slow.url, request_timeout=1.0), f"T{i}", "DS1", interval=0.1,
+                              timeout=3.0, poller=poller) for i in range(2)]
+        started = time.monotonic()
+        healthy = ExportMonitor(modelarts(fast.url), "T1", "DS1", interval=0.1, max_interval=0.2, poller=poller)
+        try:
+            for monitor in hung:
+                monitor.wait(timeout=30)
+            ended = time.monotonic() - started
+            polls = len(healthy.history)
+        finally:
+            for monitor in (*hung, healthy):
+                monitor.stop()
+            poller.shutdown()
+    print(f"hung watches (timeout 3 s, deadline 1 s) ended after {ended:.2f} s; the healthy task got {polls} polls")
+    assert all(m.status == MonitorStatus.TIMED_OUT for m in hung), [m.status for m in hung]
+    assert ended < 25  # the trickle alone would hold each poll for 100 s
+    assert polls >= 3  # it used to get none: the hung polls held the whole budget
