@@ -7,6 +7,7 @@ Nothing here does I/O, so the model imports in microseconds and is shared by cli
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -77,14 +78,17 @@ def _sanitise(obj: Any, keep: tuple[str, ...] = ()) -> None:
     """The one boundary for server text: every string field of a model object is made encodable (a lone
     surrogate kills Jupyter's messages and ``to_csv``) and redacted (a signed URL, URL user info or an echoed
     access key can come in any field), whichever parser built it. Fields in ``keep`` are left as given."""
-    for item in fields(obj):
-        if item.name in keep:
+    for name in _field_names(type(obj), keep):
+        value = getattr(obj, name)
+        if value is None or isinstance(value, enum.Enum):
             continue
-        value = getattr(obj, item.name)
-        if isinstance(value, enum.Enum):
-            continue
-        if isinstance(value, (str, tuple)) or (isinstance(value, Mapping) and item.name != "raw"):
-            object.__setattr__(obj, item.name, _shown(value))
+        if isinstance(value, (str, tuple)) or (isinstance(value, Mapping) and name != "raw"):
+            object.__setattr__(obj, name, _shown(value))
+
+
+@functools.cache
+def _field_names(cls: type, keep: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(item.name for item in fields(cls) if item.name not in keep)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ _SECRET_PATTERNS = (
                r"accesskeyid|ossaccesskeyid|x-obs-security-token|security-?token|x-bce-security-token)=)"
                r"[^\s\"'<>&,]+", re.IGNORECASE),
 )
+# Every pattern above needs one of these: text without them skips the regular expressions.
+_MAY_MATCH = re.compile(r"[=:]|bce-auth-v1/|sdk-hmac-sha256", re.IGNORECASE)
 # Shorter strings would mask ordinary words; real AK/SK/tokens are 16+ characters.
 _MIN_SECRET_LENGTH = 8
 
@@ -75,10 +77,11 @@ def redact_text(text: str) -> str:
     """Mask signed URL queries, authorization values and registered credentials in free text."""
     if not text:
         return text
-    text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
-    text = _URL_WITH_QUERY.sub(lambda m: m.group("base") + "?" + MASK, text)
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    if _MAY_MATCH.search(text):
+        text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
+        text = _URL_WITH_QUERY.sub(lambda m: m.group("base") + "?" + MASK, text)
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK, text)
     with _known_lock:
         secrets = sorted(_known_secrets, key=len, reverse=True)
     for secret in secrets:
