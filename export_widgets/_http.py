@@ -225,9 +225,11 @@ class HttpClient:
         started = time.monotonic()
         with Deadline(self.request_timeout) as deadline:
             response: requests.Response | None = None
+            answered: list[requests.Response] = []  # requests parses a 3xx's Location even when not following
             try:
                 response = self._session.request(method, url, data=data, headers=headers, stream=True,
-                                                  allow_redirects=False, timeout=self._socket_timeouts(deadline))
+                                                  allow_redirects=False, timeout=self._socket_timeouts(deadline),
+                                                  hooks={"response": lambda r, *args, **kwargs: answered.append(r)})
                 if deadline.expired:
                     raise _Expired()
                 if 300 <= response.status_code < 400:
@@ -245,7 +247,11 @@ class HttpClient:
             except ExportWidgetsError as exc:  # e.g. a signing hook's own ConfigError
                 failure = exc
             except Exception as exc:  # noqa: BLE001 - whatever the stack raises, the caller gets a typed error
-                failure = self._transport_error(operation, self._what_failed(exc, deadline), exc)
+                if answered and 300 <= answered[0].status_code < 400:  # an unparsable Location
+                    response = answered[0]
+                    failure = self._redirect_error(operation, url, response)
+                else:
+                    failure = self._transport_error(operation, self._what_failed(exc, deadline), exc)
             finally:
                 if response is not None and response.raw is not None:  # None: an adapter without a stream
                     response.close()
@@ -283,7 +289,8 @@ class HttpClient:
         location = response.headers.get("Location", "")
         try:
             host = urlsplit(urljoin(url, location)).hostname if location else None
-        except ValueError:
+            host = host.encode("ascii").decode() if host else None  # shown as it came, or not at all
+        except (ValueError, UnicodeError):
             host = None
         target = f"to host {host}" if host else "without a usable Location"
         return APIError(provider=self.provider, operation=operation, http_status=response.status_code,

@@ -193,6 +193,9 @@ MALFORMED = {
     "truncated gzip": _OK_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 20\r\n\r\n"
     + gzip.compress(json.dumps(TASK).encode())[:20],
     "bad deflate": _OK_HEAD + b"Content-Encoding: deflate\r\nContent-Length: 4\r\n\r\nzzzz",
+    "negative chunk size": _OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n-2\r\n{}\r\n0\r\n\r\n",
+    "chunk size line too long": _OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"0" * 100_000 + b"2\r\n{}",
+    "HTTP/0.9 answer": b'{"status": "RUNNING"}',
 }
 
 
@@ -218,6 +221,16 @@ def test_malformed_http_is_a_transient_transport_error(case, provider):
     assert "\n" not in str(error)
     assert isinstance(error.__cause__, RedactedCause) and error.__suppress_context__
     assert_no_secret(error)
+
+
+@pytest.mark.parametrize("location", [b"http://[::1", b"http://\xff\xfe/x", b"http://h:99999/x", b"ftp://h/x",
+                                      b"data:text/plain,hi", b"", b"http://xn--zz.example\xe9/x"])
+def test_a_redirect_with_any_location_is_an_api_error(location):
+    data = b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+    with RawServer(data) as server:
+        with pytest.raises(APIError) as info:
+            poll(modelarts(server.url))
+    assert info.value.http_status == 302 and "redirect" in str(info.value)  # used to be a raw ValueError for some
 
 
 # -- nothing escapes untyped, nothing chains a secret ---------------------------------------------------------
