@@ -7,7 +7,6 @@ Nothing here does I/O, so the model imports in microseconds and is shared by cli
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -86,9 +85,15 @@ def _sanitise(obj: Any, keep: tuple[str, ...] = ()) -> None:
             object.__setattr__(obj, name, _shown(value))
 
 
-@functools.cache
+_FIELD_NAMES: dict[tuple[type, tuple[str, ...]], tuple[str, ...]] = {}
+
+
 def _field_names(cls: type, keep: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(item.name for item in fields(cls) if item.name not in keep)
+    """The fields of ``cls`` not in ``keep``, computed once per class (``fields()`` is slow per call)."""
+    key = (cls, keep)
+    if key not in _FIELD_NAMES:
+        _FIELD_NAMES[key] = tuple(item.name for item in fields(cls) if item.name not in keep)
+    return _FIELD_NAMES[key]
 
 
 @dataclass(frozen=True)
