@@ -108,8 +108,10 @@ class Deadline:
                     pending = True  # still connecting (bounded by the connect timeout): look again soon
                     continue
                 try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
+                    # The plain-socket shutdown, also for TLS: it wakes the blocked read without touching the
+                    # SSL object another thread is using.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except (OSError, TypeError):
                     pass
             if not self._connections:
                 pending = True

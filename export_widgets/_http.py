@@ -147,7 +147,12 @@ def body_snippet(reply: Reply, limit: int = 160) -> str:
 
 
 class HttpClient:
-    """Base of the provider clients: a ``requests.Session`` with a signing hook, timeouts and error mapping."""
+    """Base of the provider clients: a ``requests.Session`` with a signing hook, timeouts and error mapping.
+
+    ``timeout`` bounds each connect and each read (seconds, or ``(connect, read)``); ``request_timeout`` bounds
+    the whole request, body included (default 30 s); ``max_response_bytes`` bounds the answer after
+    decompression (default 8 MiB). Redirects are never followed.
+    """
 
     provider = ""
 
