@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import socket
 import threading
 import time
@@ -23,37 +24,61 @@ __all__ = ["Deadline", "DeadlineAdapter"]
 
 # A connection handed out before its socket exists (connect still running): look again this often.
 _RECHECK_S = 0.05
+# The watchdog thread exits after this long without a request in flight.
+_IDLE_EXIT_S = 1.0
 
 
 class _Watchdog:
-    """A single daemon thread firing the earliest armed deadline (cheaper than one timer thread per request)."""
+    """A single daemon thread firing the earliest armed deadline (cheaper than one timer thread per request).
+
+    A poll costs it no wake-up: the thread is told about a new deadline only when it falls before the thread's
+    next planned wake-up, and it looks at the clock at least every ``_IDLE_EXIT_S``. It exits once no request
+    has been in flight for that long (an idle kernel holds no thread of ours); the next request starts it again.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()
+        self._live = 0  # deadlines armed and not yet done
+        self._wake_at = 0.0  # when the thread looks next (monotonic)
         self._thread: threading.Thread | None = None
 
-    def arm(self, at: float, deadline: Deadline) -> None:
+    def arm(self, at: float, deadline: Deadline, *, again: bool = False) -> None:
         with self._cond:
+            if not again:
+                self._live += 1
             heapq.heappush(self._heap, (at, next(self._order), deadline))
             if self._thread is None:
+                self._wake_at = at
                 self._thread = threading.Thread(target=self._run, name="export-widgets-deadline", daemon=True)
                 self._thread.start()
-            if self._heap[0][2] is deadline:  # only an earlier wake-up needs the thread's attention
+            elif at < self._wake_at:
+                self._wake_at = at
                 self._cond.notify()
 
+    def disarm(self) -> None:
+        with self._cond:
+            self._live -= 1
+
     def _run(self) -> None:
+        idle_since: float | None = None
         while True:
             with self._cond:
+                now = time.monotonic()
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                delay = self._heap[0][0] - time.monotonic()
-                if delay > 0:
-                    self._cond.wait(delay)
+                if self._live == 0:
+                    self._heap.clear()
+                    idle_since = now if idle_since is None else idle_since
+                    if now - idle_since >= _IDLE_EXIT_S:
+                        self._thread = None
+                        return
+                else:
+                    idle_since = None
+                if not self._heap or self._heap[0][0] > now:
+                    self._wake_at = min(self._heap[0][0] if self._heap else math.inf, now + _IDLE_EXIT_S)
+                    self._cond.wait(self._wake_at - now)
                     continue
                 _, _, due = heapq.heappop(self._heap)
             due.fire()
@@ -88,6 +113,7 @@ class Deadline:
             self.done = True
             self._connections.clear()
         _local.deadline = None
+        _watchdog.disarm()
 
     def attach(self, connection: Any) -> None:
         """Watch ``connection`` (called by the pools in the requesting thread)."""
@@ -116,7 +142,7 @@ class Deadline:
             if not self._connections:
                 pending = True
         if pending:
-            _watchdog.arm(time.monotonic() + _RECHECK_S, self)
+            _watchdog.arm(time.monotonic() + _RECHECK_S, self, again=True)
 
 
 def _attach_to_current(connection: Any) -> Any:
