@@ -269,8 +269,7 @@ class HttpClient:
                 body = replace_surrogates(body)  # one walk, only for the rare body that needs it
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; "[[[[…" nests too deep
             body = None
-        return Reply(reply.status, reply.headers, body, reply.content,
-                     time.monotonic() - started)
+        return Reply(reply.status, reply.headers, body, reply.content, time.monotonic() - started)
 
     def _socket_timeouts(self, deadline: Deadline) -> tuple[float, float]:
         """The per-operation (connect, read) timeouts, never beyond what is left of the deadline."""
@@ -279,7 +278,7 @@ class HttpClient:
         return min(float(connect), left), min(float(read), left)
 
     def _what_failed(self, exc: BaseException, deadline: Deadline) -> str:
-        if deadline.expired or isinstance(exc, _Expired):
+        if deadline.expired or isinstance(exc, _Expired) or time.monotonic() >= deadline.at:
             return f"did not finish within its {self.request_timeout:g} s deadline"
         if isinstance(exc, requests.Timeout):
             return f"timed out (timeout={self.timeout}s)"
