@@ -173,6 +173,7 @@ class HttpClient:
         if not self.request_timeout > 0:
             raise ConfigError(f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
         self.max_response_bytes = max_response_bytes
+        self._closed = False
         install_log_filter()
         if auth is not None:
             warn_if_plaintext(base_url)
@@ -204,7 +205,8 @@ class HttpClient:
         return self._session
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (a request still in flight closes its own when it ends)."""
+        self._closed = True
         self._session.close()
 
     def __enter__(self) -> HttpClient:
@@ -260,6 +262,8 @@ class HttpClient:
             finally:
                 if response is not None and response.raw is not None:  # None: an adapter without a stream
                     response.close()
+        if self._closed:  # closed while this request was in flight: its connection went back to a new pool
+            self._session.close()
         if failure is not None:
             raise failure  # outside the except blocks: no __context__ carries the raw exception
         assert reply is not None  # set whenever no failure was recorded
