@@ -173,7 +173,6 @@ class HttpClient:
         if not self.request_timeout > 0:
             raise ConfigError(f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
         self.max_response_bytes = max_response_bytes
-        self._closed = False
         install_log_filter()
         if auth is not None:
             warn_if_plaintext(base_url)
@@ -205,8 +204,7 @@ class HttpClient:
         return self._session
 
     def close(self) -> None:
-        """Close pooled connections (a request still in flight closes its own when it ends)."""
-        self._closed = True
+        """Close pooled connections."""
         self._session.close()
 
     def __enter__(self) -> HttpClient:
@@ -262,8 +260,9 @@ class HttpClient:
             finally:
                 if response is not None and response.raw is not None:  # None: an adapter without a stream
                     response.close()
-        if self._closed:  # closed while this request was in flight: its connection went back to a new pool
-            self._session.close()
+                # Break the cycle response -> request -> hook -> list -> response, which would keep the
+                # connection pool (and its sockets) alive until the next garbage collection.
+                answered.clear()
         if failure is not None:
             raise failure  # outside the except blocks: no __context__ carries the raw exception
         assert reply is not None  # set whenever no failure was recorded
