@@ -24,8 +24,9 @@ __all__ = ["Deadline", "DeadlineAdapter"]
 
 # A connection handed out before its socket exists (connect still running): look again this often.
 _RECHECK_S = 0.05
-# The watchdog thread exits after this long without a request in flight.
-_IDLE_EXIT_S = 1.0
+# The watchdog thread exits after this long without a request in flight (and looks at least this often):
+# short, so an idle kernel holds no thread of ours by the time the poller's own workers exit.
+_IDLE_EXIT_S = 0.05
 
 
 class _Watchdog:
