@@ -257,6 +257,9 @@ def _positive(text: str) -> float:
     return value
 
 
+_REQUEST_TIMEOUT_HELP = "seconds one request may take in all (connect, headers and body; default 30)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(prog=PROG, description="Watch ModelArts and Qianfan dataset export tasks; run the offline "
@@ -278,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status", parents=[target], help="print the current status of export tasks as a table",
         description="Fetch each task once and print a table. Credentials come from the environment "
                     "(HUAWEICLOUD_SDK_AK/SK/PROJECT_ID or QIANFAN_ACCESS_KEY/SECRET_KEY).")
-    status.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
+    status.add_argument("--request-timeout", type=_positive, help=_REQUEST_TIMEOUT_HELP)
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID")
     status.set_defaults(handler=run_status)
 
@@ -298,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Exit 0 when every task succeeded, 1 otherwise (failed, stopped, timed out, not found).")
     watch.add_argument("--interval", type=_positive, default=2.0, help="poll floor in seconds (default 2)")
     watch.add_argument("--timeout", type=_positive, help="stop watching after this many seconds")
-    watch.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
+    watch.add_argument("--request-timeout", type=_positive, help=_REQUEST_TIMEOUT_HELP)
     watch.add_argument("task_ids", nargs="+", metavar="TASK_ID")
     watch.set_defaults(handler=run_watch)
 

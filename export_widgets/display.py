@@ -235,6 +235,8 @@ def describe(monitor: ExportMonitor, figures: Figures | None = None) -> Display:
     stalled = (figures if figures is not None else monitor.figures()).stalled
     if stalled:
         return Display(DisplayState.STALLED, task_state=task_state, progress=progress)
+    if task.state is TaskState.STOPPING:  # not over yet: it may still end STOPPED, SUCCEEDED or FAILED
+        return Display(DisplayState.RUNNING, "stopping on the server", task_state=task_state, progress=progress)
     unknown = task.raw_status if task.state is TaskState.UNKNOWN else None
     return Display(DisplayState.RUNNING, f"server status {unknown}" if unknown else None, task_state=task_state,
                    progress=progress)

@@ -98,15 +98,20 @@ class ConfigError(ExportWidgetsError, ValueError):
 
 
 class TransportError(ExportWidgetsError):
-    """The request did not get an HTTP answer (timeout, connection refused or reset)."""
+    """The request did not get an HTTP answer (timeout, connection refused or reset).
+
+    ``connected`` is False when no connection could be made at all (refused, name not resolved, connect timeout):
+    before a task's first answer that points at a wrong endpoint rather than a passing fault.
+    """
 
     transient = True
     outcome = Outcome.TRANSPORT
 
-    def __init__(self, message: str, *, provider: str = "", operation: str = "") -> None:
+    def __init__(self, message: str, *, provider: str = "", operation: str = "", connected: bool = True) -> None:
         super().__init__(message)
         self.provider = provider
         self.operation = operation
+        self.connected = connected
 
 
 class APIError(ExportWidgetsError):
@@ -254,6 +259,6 @@ def classify_error(
         error_class = TaskNotFoundError
     elif code in codes.server:
         transient = True
-    return error_class(provider=provider, operation=operation, http_status=http_status, code=code,
+    return error_class(provider=provider, operation=operation, http_status=http_status, code=redact_text(code),
                        message=redact_text(message), request_id=request_id, transient=transient,
                        retry_after=parse_retry_after((headers or {}).get("Retry-After")))

@@ -3,7 +3,8 @@
 ``summary(tasks)`` — one row per task (``SUMMARY_COLUMNS``):
     provider, task_id, dataset_id, state (category), raw_status, progress (float %), finished_samples,
     total_samples (Int64), size_mb, created_at, updated_at, finished_at (datetime64[ns, tz]), destination,
-    download_url (query redacted), error_code, error_message.
+    download_url (query redacted), error_code, error_message, and for ModelArts version_id, export_type,
+    export_format (Int64), version_format.
 
 ``dashboard(monitors)`` — ``summary`` plus the monitor's view (``DASHBOARD_EXTRA_COLUMNS``):
     display_state (ordered category of DisplayState values: what the views show),
@@ -58,7 +59,7 @@ __all__ = [
 SUMMARY_COLUMNS = (
     "provider", "task_id", "dataset_id", "state", "raw_status", "progress", "finished_samples", "total_samples",
     "size_mb", "created_at", "updated_at", "finished_at", "destination", "download_url", "error_code",
-    "error_message",
+    "error_message", "version_id", "export_type", "export_format", "version_format",
 )
 DASHBOARD_EXTRA_COLUMNS = (
     "display_state", "display_detail", "monitor_status", "polls", "elapsed_s", "rate_pct_per_s",
@@ -109,7 +110,8 @@ def summary(tasks: Iterable[ExportTask] | ExportTask, tz: str = "UTC") -> pd.Dat
             "total_samples": t.total_samples, "size_mb": t.size_mb, "created_at": t.created_at,
             "updated_at": t.updated_at, "finished_at": t.finished_at, "destination": t.destination,
             "download_url": redact_url(t.download_url), "error_code": t.error_code,
-            "error_message": t.error_message,
+            "error_message": t.error_message, "version_id": t.version_id, "export_type": t.export_type,
+            "export_format": t.export_format, "version_format": t.version_format,
         }
         for t in _tasks_of(tasks)
     ]
@@ -123,7 +125,7 @@ def _as_text(frame: pd.DataFrame, columns: Iterable[str]) -> None:
 
 
 _SUMMARY_TEXT = ("provider", "task_id", "dataset_id", "raw_status", "destination", "download_url", "error_code",
-                 "error_message")
+                 "error_message", "version_id", "version_format")
 
 
 def _typed_summary(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
@@ -131,7 +133,7 @@ def _typed_summary(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
     frame["state"] = frame["state"].astype(_STATE_DTYPE)
     frame["progress"] = frame["progress"].astype("float64")
     frame["size_mb"] = frame["size_mb"].astype("float64")
-    for column in ("finished_samples", "total_samples"):
+    for column in ("finished_samples", "total_samples", "export_type", "export_format"):
         frame[column] = frame[column].astype("Int64")
     for column in ("created_at", "updated_at", "finished_at"):
         frame[column] = _times(frame[column], tz)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from .redact import redact_url
+from ._coerce import valid_text
+from .redact import redact_text, redact_url
 
 __all__ = [
     "ExportParams",
@@ -34,6 +35,9 @@ class TaskState(str, enum.Enum):
     FAILED = "FAILED"
     STOPPED = "STOPPED"
     UNKNOWN = "UNKNOWN"
+    #: A stop was requested and the task is winding down (ModelArts ``STOPPING``): not over yet, since it may
+    #: still end STOPPED, SUCCEEDED or FAILED. Last, so the positions of the others never change.
+    STOPPING = "STOPPING"
 
     @property
     def is_terminal(self) -> bool:
@@ -47,6 +51,42 @@ class TaskState(str, enum.Enum):
 _TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED})
 
 
+def _shown(value: Any) -> Any:
+    """A string field as it may be shown or exported: valid UTF-8 and with secrets masked (see ``_sanitise``)."""
+    if isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, str):
+        return redact_text(valid_text(value))
+    if isinstance(value, tuple):
+        return tuple(_shown(item) for item in value)
+    if isinstance(value, Mapping):
+        return {_shown(key): [_shown(item) for item in items] for key, items in value.items()}
+    return value
+
+
+def _sanitise(obj: Any, keep: tuple[str, ...] = ()) -> None:
+    """The one boundary for server text: every string field of a model object is made encodable (a lone
+    surrogate kills Jupyter's messages and ``to_csv``) and redacted (a signed URL, URL user info or an echoed
+    access key can come in any field), whichever parser built it. Fields in ``keep`` are left as given."""
+    for name in _field_names(type(obj), keep):
+        value = getattr(obj, name)
+        if value is None or isinstance(value, enum.Enum):
+            continue
+        if isinstance(value, (str, tuple)) or (isinstance(value, Mapping) and name != "raw"):
+            object.__setattr__(obj, name, _shown(value))
+
+
+_FIELD_NAMES: dict[tuple[type, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type, keep: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of ``cls`` not in ``keep``, computed once per class (``fields()`` is slow per call)."""
+    key = (cls, keep)
+    if key not in _FIELD_NAMES:
+        _FIELD_NAMES[key] = tuple(item.name for item in fields(cls) if item.name not in keep)
+    return _FIELD_NAMES[key]
+
+
 @dataclass(frozen=True)
 class SearchLabel:
     """One label criterion of a ModelArts search condition (``SearchLabel``)."""
@@ -56,6 +96,9 @@ class SearchLabel:
     op: str | None = None
     property: Mapping[str, list[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _sanitise(self)
+
 
 @dataclass(frozen=True)
 class SearchLabels:
@@ -64,6 +107,9 @@ class SearchLabels:
     labels: tuple[SearchLabel, ...] = ()
     op: str | None = None
 
+    def __post_init__(self) -> None:
+        _sanitise(self, keep=("labels",))
+
 
 @dataclass(frozen=True)
 class SearchProp:
@@ -71,6 +117,9 @@ class SearchProp:
 
     op: str | None = None
     props: Mapping[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _sanitise(self)
 
 
 @dataclass(frozen=True)
@@ -94,6 +143,9 @@ class SearchCondition:
     study_date: str | None = None
     time_in_video: str | None = None
 
+    def __post_init__(self) -> None:
+        _sanitise(self)
+
     @classmethod
     def scalar_fields(cls) -> tuple[str, ...]:
         """Names of the fields that hold a plain value (everything but ``label_list`` and ``metadata``)."""
@@ -116,6 +168,9 @@ class ExportParams:
     train_sample_ratio: str | None = None
     samples: tuple[str, ...] = ()
     search_conditions: tuple[SearchCondition, ...] = ()
+
+    def __post_init__(self) -> None:
+        _sanitise(self, keep=("search_conditions",))
 
 
 #: Meaning of ModelArts ``sample_state`` values (from the API reference).
@@ -144,6 +199,11 @@ class ExportTask:
     ``progress`` is a percentage (0–100) or None when the service did not say; datetimes are timezone-aware.
     ``raw`` is the JSON object as received (for Qianfan the ``result`` object), kept for anything not normalised.
     ``download_url`` is a bearer URL: ``repr`` and every display in this package show it without its query.
+    Every other string field is redacted when the task is built (whatever parser built it), and every string
+    field, ``raw`` excepted, holds valid UTF-8 text.
+    The ModelArts fields ``version_id``, ``export_type`` (0 labeled, 1 unlabeled, 2 all, 3 conditional search),
+    ``export_format`` (1 tree, 2 tile) and ``version_format`` (``Default``, ``CarbonData``, ``CSV``) are None for
+    Qianfan.
     """
 
     provider: str
@@ -164,10 +224,20 @@ class ExportTask:
     export_params: ExportParams | None = None
     dataset_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    version_id: str | None = None
+    export_type: int | None = None
+    export_format: int | None = None
+    version_format: str | None = None
+
+    def __post_init__(self) -> None:
+        # download_url is kept whole (the user may fetch it); displays show it through redact_url.
+        _sanitise(self, keep=("download_url",))
+        if self.download_url is not None:
+            object.__setattr__(self, "download_url", valid_text(self.download_url))
 
     @property
     def is_terminal(self) -> bool:
-        """True once the task reached SUCCEEDED, FAILED or STOPPED."""
+        """True once the task reached SUCCEEDED, FAILED or STOPPED (STOPPING is not over yet)."""
         return self.state.is_terminal
 
     @property

@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -614,26 +613,9 @@ def _endpoint_of(client: Any) -> str:
 
 
 def _cannot_connect(exc: BaseException) -> bool:
-    """True when ``exc`` is a transport error whose cause is that no connection could be made (refused, name
-    not resolved, connect timeout), not a connection that was made and then dropped or timed out reading."""
-    if not isinstance(exc, TransportError):
-        return False
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-
-    seen: set[int] = set()
-    todo: list[object] = [exc.__cause__, exc.__context__]
-    while todo and len(seen) < 32:
-        item = todo.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (requests.ConnectTimeout, NewConnectionError, ConnectTimeoutError, ConnectionRefusedError,
-                             socket.gaierror)):
-            return True
-        if isinstance(item, BaseException):
-            todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
-    return False
+    """True when no connection could be made at all (the HTTP layer tells: refused, unknown host, connect
+    timeout), not a connection that was made and then dropped or timed out reading."""
+    return isinstance(exc, TransportError) and not exc.connected
 
 
 def _reason_of(message: str) -> str:

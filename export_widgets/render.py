@@ -356,7 +356,8 @@ def status_line(provider: str, task_id: str, task: ExportTask | None, figures: F
     """A text line for a bare task (no monitor): state from the task alone. Views use :func:`monitor_line`."""
     state = {TaskState.PENDING: DisplayState.QUEUED, TaskState.RUNNING: DisplayState.RUNNING,
              TaskState.SUCCEEDED: DisplayState.SUCCEEDED, TaskState.FAILED: DisplayState.FAILED,
-             TaskState.STOPPED: DisplayState.STOPPED, TaskState.UNKNOWN: DisplayState.RUNNING}
+             TaskState.STOPPED: DisplayState.STOPPED, TaskState.UNKNOWN: DisplayState.RUNNING,
+             TaskState.STOPPING: DisplayState.RUNNING}
     shown = state[task.state] if task is not None else DisplayState.WAITING
     why = last_error or (" ".join(x for x in (task.error_code, task.error_message) if x) if task else "")
     view = TaskView(provider_label(provider), task_id,

@@ -421,6 +421,9 @@ def test_documented_modelarts_running_example_parses_exactly():
         export_params=ExportParams(sample_state="", export_dest="DIR", clear_hard_property=True,
                                    clear_difficult=False, ratio_sample_usage=False, train_sample_ratio="1.0"),
         dataset_id="gfghHSokody6AJigS5A",
+        export_type=3,
+        export_format=2,
+        version_format="Default",
     )
     assert task.raw == data and not task.is_terminal and task.search_conditions == ()
 

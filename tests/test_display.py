@@ -219,3 +219,14 @@ def test_an_endpoint_that_cannot_be_reached_is_named_on_the_retrying_badge():
     shown = describe(monitor)
     assert shown.state is DisplayState.RETRYING
     assert f"127.0.0.1:{port}" in (shown.reason or "") and "next retry" in (shown.reason or "")
+
+
+def test_a_task_stopping_on_the_server_is_still_running_and_says_so(empty_sim):
+    empty_sim.add_task(TaskSpec("modelarts", "MaStopping", duration=60, outcome="stop", stop_at=30))
+    monitor = ExportMonitor(empty_sim.modelarts_client(), "MaStopping", empty_sim.dataset_id, start=False,
+                            clock=empty_sim.clock.now)
+    empty_sim.set_faults("MaStopping", [Fault("unknown_status", value="STOPPING")])
+    assert monitor.poll_once() is not None  # STOPPING is not terminal: the watch goes on
+    shown = describe(monitor)
+    assert shown.state is DisplayState.RUNNING and shown.reason == "stopping on the server"
+    assert monitor.latest.state is TaskState.STOPPING

@@ -53,7 +53,8 @@ def test_summary_columns_dtypes_and_redaction():
         "raw_status": "string", "progress": "float64", "finished_samples": "Int64", "total_samples": "Int64",
         "size_mb": "float64", "created_at": "datetime64[ns, UTC]", "updated_at": "datetime64[ns, UTC]",
         "finished_at": "datetime64[ns, UTC]", "destination": "string", "download_url": "string",
-        "error_code": "string", "error_message": "string",
+        "error_code": "string", "error_message": "string", "version_id": "string", "export_type": "Int64",
+        "export_format": "Int64", "version_format": "string",
     }
     assert frame.loc[1, "download_url"] == "https://bucket.bj.bcebos.com/x/export.zip?***"
     assert "authorization" not in frame.to_csv()
@@ -132,7 +133,7 @@ def test_history_frame_columns_dtypes_and_values():
     assert math.isnan(frame.loc[1, "latency_ms"]) and frame.loc[0, "latency_ms"] == pytest.approx(12.0)
     assert frame.loc[3, "finished_samples"] == 1000 and pd.isna(frame.loc[1, "finished_samples"])
     assert frame.loc[3, "polled_at"] - frame.loc[0, "polled_at"] == pd.Timedelta(seconds=10)
-    assert set(frame["state"].cat.categories) == {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED",
+    assert set(frame["state"].cat.categories) == {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED", "STOPPING",
                                                   "UNKNOWN"}
 
 

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from .._coerce import as_bool, as_count, as_percent, as_str, from_epoch_ms
+from .._coerce import as_bool, as_count, as_list, as_percent, as_str, from_epoch_ms
 from .._http import HttpClient, Reply, body_snippet
 from ..config import normalise_endpoint, resolve_credentials, validate_id
 from ..errors import ConfigError, ResponseFormatError, classify_error
@@ -36,7 +36,6 @@ from ..models import (
     SearchProp,
     TaskState,
 )
-from ..redact import redact_text
 from ..signing import SdkHmacAuth
 from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, TaskRef
 
@@ -89,7 +88,7 @@ STATUS_MAP: Mapping[str, TaskState] = {
     "SUCCESSED": TaskState.SUCCEEDED,  # sic: the API's own spelling
     "SUCCEEDED": TaskState.SUCCEEDED,
     "FAILED": TaskState.FAILED,
-    "STOPPING": TaskState.STOPPED,
+    "STOPPING": TaskState.STOPPING,  # winding down, not over: it may still end STOPPED, SUCCEEDED or FAILED
     "STOPPED": TaskState.STOPPED,
 }
 
@@ -125,7 +124,9 @@ class ModelArtsClient(HttpClient):
     token : str, optional
         An IAM token instead of AK/SK (sent as ``X-Auth-Token``).
     timeout : float or (connect, read), optional
-        Per-request timeout in seconds.
+        Timeout of each socket operation in seconds (default 5 s connect, 30 s read).
+    request_timeout : float, optional
+        Deadline of a whole request, body included (default 30 s): a server trickling its answer cannot hold it.
     """
 
     name: ClassVar[str] = PROVIDER
@@ -147,6 +148,7 @@ class ModelArtsClient(HttpClient):
         token: str | None = None,
         *,
         timeout: float | tuple[float, float] | None = None,
+        request_timeout: float | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] | None = None,
         environ: Mapping[str, str] | None = None,
@@ -165,7 +167,8 @@ class ModelArtsClient(HttpClient):
             auth = _TokenAuth(creds.token)
         else:
             auth = SdkHmacAuth(creds.access_key or "", creds.secret_key or "", creds.security_token, clock=clock)
-        super().__init__(endpoint_for(endpoint, region, env), auth, timeout=timeout, session=session,
+        super().__init__(endpoint_for(endpoint, region, env), auth, timeout=timeout,
+                         request_timeout=request_timeout, session=session,
                          default_headers={"X-Project-Id": self.project_id})
 
     @classmethod
@@ -179,7 +182,7 @@ class ModelArtsClient(HttpClient):
             raise ConfigError(f"ModelArts needs --region R (e.g. cn-north-4) or --endpoint URL "
                               f"(Open Telekom Cloud: {OTC_ENDPOINT}), or env {ENV.endpoint}")
         return cls(project_id=settings.project_id, region=settings.region, endpoint=settings.endpoint,
-                   timeout=settings.request_timeout, environ=env)
+                   request_timeout=settings.request_timeout, environ=env)
 
     @classmethod
     def claims_task_id(cls, task_id: str) -> bool:
@@ -308,12 +311,8 @@ def _str_list_map(value: Any) -> dict[str, list[str]]:
         return {}
     result: dict[str, list[str]] = {}
     for key, items in value.items():
-        if isinstance(items, list):
-            result[str(key)] = [str(item) for item in items if item is not None]
-        elif items is None:
-            result[str(key)] = []
-        else:
-            result[str(key)] = [str(items)]
+        values = items if isinstance(items, list) else [items]
+        result[str(key)] = [text for text in (as_str(item) for item in values) if text is not None]
     return result
 
 
@@ -324,7 +323,7 @@ def _parse_condition(data: Mapping[str, Any]) -> SearchCondition:
         labels = tuple(
             SearchLabel(name=as_str(item.get("name")), type=as_count(item.get("type")), op=as_str(item.get("op")),
                         property=_str_list_map(item.get("property")))
-            for item in raw_labels.get("labels") or [] if isinstance(item, dict)
+            for item in as_list(raw_labels.get("labels")) if isinstance(item, dict)
         )
         label_list = SearchLabels(labels=labels, op=as_str(raw_labels.get("op")))
     metadata = None
@@ -353,9 +352,8 @@ def parse_export_params(data: Any) -> ExportParams | None:
         clear_difficult=as_bool(data.get("clear_difficult")),
         ratio_sample_usage=as_bool(data.get("ratio_sample_usage")),
         train_sample_ratio=as_str(data.get("train_sample_ratio")),
-        samples=tuple(str(s) for s in samples if s is not None) if isinstance(samples, list) else (),
-        search_conditions=tuple(_parse_condition(c) for c in conditions if isinstance(c, dict))
-        if isinstance(conditions, list) else (),
+        samples=tuple(text for text in (as_str(s) for s in as_list(samples)) if text is not None),
+        search_conditions=tuple(_parse_condition(c) for c in as_list(conditions) if isinstance(c, dict)),
     )
 
 
@@ -371,9 +369,9 @@ def parse_export_task(
     updated = from_epoch_ms(data.get("update_time"))
     params = parse_export_params(data.get("export_params"))
     destination = as_str(data.get("path"))
-    destination = redact_text(destination) if destination else destination  # shown to people: no secrets
     if params and params.export_dest == "NEW_DATASET" and params.export_new_dataset_name:
         destination = f"new dataset {params.export_new_dataset_name}"
+    # Redaction of every shown field (destination included, once built) happens in ExportTask itself.
     error_message = as_str(data.get("error_msg")) or as_str(data.get("error_message"))
     return ExportTask(
         provider=PROVIDER,
@@ -388,8 +386,12 @@ def parse_export_task(
         finished_at=updated if state.is_terminal else None,
         destination=destination,
         error_code=as_str(data.get("error_code")),
-        error_message=redact_text(error_message) if error_message else None,
+        error_message=error_message,
         export_params=params,
         dataset_id=dataset_id,
         raw=dict(data),
+        version_id=as_str(data.get("version_id")),
+        export_type=as_count(data.get("export_type")),
+        export_format=as_count(data.get("export_format")),
+        version_format=as_str(data.get("version_format")),
     )

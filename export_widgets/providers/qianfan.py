@@ -23,7 +23,6 @@ from .._http import HttpClient, Reply, body_snippet
 from ..config import normalise_endpoint, resolve_credentials
 from ..errors import ConfigError, ResponseFormatError, classify_error
 from ..models import ExportTask, TaskState
-from ..redact import redact_text
 from ..signing import BceAuth
 from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, TaskRef
 
@@ -81,6 +80,10 @@ class QianfanClient(HttpClient):
         Zone of the naive ``startTime``/``finishTime`` strings (default ``Asia/Shanghai``).
     sign_expiration : int, optional
         Signature validity in seconds (env ``QIANFAN_IAM_SIGN_EXPIRATION_SEC``, default 300).
+    timeout : float or (connect, read), optional
+        Timeout of each socket operation in seconds (default 5 s connect, 30 s read).
+    request_timeout : float, optional
+        Deadline of a whole request, body included (default 30 s): a server trickling its answer cannot hold it.
     """
 
     name: ClassVar[str] = PROVIDER
@@ -99,6 +102,7 @@ class QianfanClient(HttpClient):
         timezone: str | tzinfo = DEFAULT_TIMEZONE,
         sign_expiration: int | None = None,
         timeout: float | tuple[float, float] | None = None,
+        request_timeout: float | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] | None = None,
         environ: Mapping[str, str] | None = None,
@@ -110,13 +114,14 @@ class QianfanClient(HttpClient):
         expiration = sign_expiration or _int_env(env, ENV_SIGN_EXPIRATION, DEFAULT_SIGN_EXPIRATION)
         auth = BceAuth(self.credentials.access_key or "", self.credentials.secret_key or "",
                        expiration=expiration, clock=clock)
-        super().__init__(normalise_endpoint(base), auth, timeout=timeout, session=session)
+        super().__init__(normalise_endpoint(base), auth, timeout=timeout, request_timeout=request_timeout,
+                         session=session)
 
     @classmethod
     def from_settings(cls, settings: ClientSettings) -> QianfanClient:
         """The client for ``settings`` (endpoint > env > the public console)."""
         return cls(endpoint=settings.endpoint, timezone=settings.timezone or DEFAULT_TIMEZONE,
-                   timeout=settings.request_timeout, environ=settings.environ)
+                   request_timeout=settings.request_timeout, environ=settings.environ)
 
     @classmethod
     def claims_task_id(cls, task_id: str) -> bool:
@@ -170,11 +175,6 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
-def _redacted(text: str | None) -> str | None:
-    """Server text is shown to people: mask anything that looks like a credential or a signed URL."""
-    return redact_text(text) if text else text
-
-
 def parse_export_task(result: Mapping[str, Any], *, requested_id: str, zone: tzinfo | None = None) -> ExportTask:
     """Normalise a DescribeExportTask ``result`` object. Unknown or missing fields never raise."""
     if not isinstance(result, Mapping):
@@ -198,10 +198,10 @@ def parse_export_task(result: Mapping[str, Any], *, requested_id: str, zone: tzi
         created_at=started,
         updated_at=finished or None,
         finished_at=finished,
-        destination=_redacted(as_str(result.get("storagePath"))),
+        destination=as_str(result.get("storagePath")),  # ExportTask redacts every shown field
         size_mb=as_float(result.get("sizeMB")),
         download_url=as_str(result.get("downloadUrl")),
         error_code=as_str(result.get("errorCode") or result.get("code")),
-        error_message=_redacted(as_str(result.get("errorMessage") or result.get("message"))),
+        error_message=as_str(result.get("errorMessage") or result.get("message")),
         raw=dict(result),
     )
