@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import random
 import sys
 import threading
@@ -29,6 +30,8 @@ from .redact import one_line
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .download import DownloadResult
 
 __all__ = ["Backoff", "ExportMonitor", "MonitorGroup", "MonitorStatus", "watch", "watch_many"]
 
@@ -123,6 +126,9 @@ class ExportMonitor:
         The scheduler to use; monitors share the process-wide one by default.
     start : bool
         Start polling now. With ``start=False`` drive it with :meth:`poll_once` (tests do).
+    not_found_grace : float
+        Seconds after the monitor starts during which "task not found" is retried (before any answer): a task
+        created a moment ago may not be readable yet. 0 (default): not found is permanent at once.
     """
 
     def __init__(
@@ -139,6 +145,7 @@ class ExportMonitor:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         start: bool = True,
+        not_found_grace: float = 0.0,
     ) -> None:
         source = as_task_source(client)
         if source.needs_dataset and not dataset_id:
@@ -160,6 +167,7 @@ class ExportMonitor:
         self.dataset_id = dataset_id
         self.timeout = None if timeout is None else float(timeout)
         self.stall_after = float(stall_after)
+        self.not_found_grace = max(0.0, float(not_found_grace))
         self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
         self.history = History(source.name, task_id)
         self._clock = clock
@@ -282,6 +290,13 @@ class ExportMonitor:
                       file=sys.stderr)
         return self._latest
 
+    def download(self, directory: str | os.PathLike[str], **options: Any) -> DownloadResult:
+        """Fetch the finished export into ``directory`` (Qianfan: streamed, resumable, atomic; ModelArts: the
+        ready-to-run ``obsutil`` copy command). See :func:`export_widgets.download.download_export`."""
+        from .download import download_export
+
+        return download_export(self.client, self.ref, directory, task=self._latest, **options)
+
     # -- polling ----------------------------------------------------------------------------------------
 
     def run(self) -> float | None:
@@ -333,6 +348,8 @@ class ExportMonitor:
 
     def _after_error(self, now: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
+        if outcome is Outcome.NOT_FOUND and self._latest is None and now - self._started_at < self.not_found_grace:
+            permanent = False  # just created: the vendor's read side may not know the task yet
         message = one_line(exc)
         if outcome == Outcome.INTERNAL:
             log.error("export_widgets: unexpected error polling %s", self.task_id, exc_info=exc)
