@@ -100,9 +100,9 @@ class DownloadProgress:
         from .render import _text_bar  # the watch's own bar, so both lines look alike
 
         percent = self.percent
+        size = f"{self.done / MIB:,.1f} / {self.total / MIB:,.1f} MiB" if self.total else f"{self.done / MIB:,.1f} MiB"
         parts = [f"{provider_label(self.provider)} {self.task_id} download",
-                 f"{percent:.1f}%" if percent is not None else "–%", _text_bar(percent),
-                 f"{self.done / MIB:,.1f} / {self.total / MIB:,.1f} MiB" if self.total else f"{self.done / MIB:,.1f} MiB"]
+                 f"{percent:.1f}%" if percent is not None else "–%", _text_bar(percent), size]
         rate = self.rate
         if rate is not None:
             parts.append(f"{rate / MIB:,.1f} MiB/s")

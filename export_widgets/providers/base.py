@@ -178,6 +178,12 @@ class CreatesExports(Protocol):
     Each provider's keyword arguments mirror its vendor's fields, so the signatures differ.
     """
 
+    @staticmethod
+    def create_arguments(options: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``export_request`` arguments from the magic's / CLI's option names (``dataset``, ``path``,
+        ``version``, ``bos``, ...); a one-line ConfigError for a missing option or one of another provider."""
+        ...
+
     def export_request(self, *args: Any, **kwargs: Any) -> ExportRequest:
         """Validate the fields (no request is sent); a one-line ConfigError names the bad one."""
         ...

@@ -311,9 +311,26 @@ class ModelArtsClient(HttpClient):
             params["samples"] = [str(sample) for sample in samples]
         if params:
             body["export_params"] = params
-        kind = EXPORT_TYPES.get(body.get("export_type", -1), "default")
+        kind = f" ({EXPORT_TYPES[body['export_type']]} samples)" if "export_type" in body else ""
         return ExportRequest(PROVIDER, body, dataset_id=dataset,
-                             summary=f"dataset {dataset} ({kind} samples) to obs:/{body['path']}")
+                             summary=f"dataset {dataset}{kind} to obs:/{body['path']}")
+
+    @staticmethod
+    def create_arguments(options: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """:meth:`export_request` arguments from the magic's / CLI's options (``dataset``, ``path``, ``version``,
+        ``export_type``, ``export_format``, ``sample_state``); a one-line ConfigError for a missing or foreign one."""
+        foreign = [f"--{name.replace('_', '-')}" for name in ("bos", "sys_storage") if options.get(name)]
+        if foreign:
+            raise ConfigError(f"{', '.join(foreign)} apply to Qianfan exports; a ModelArts export takes --dataset D "
+                              "--path obs://bucket/dir/")
+        if not options.get("dataset"):
+            raise ConfigError("a ModelArts export needs --dataset DATASET_ID")
+        if not options.get("path"):
+            raise ConfigError("a ModelArts export needs --path obs://bucket/dir/ (the OBS directory to write to)")
+        fields = {name: options.get(key) for name, key in (
+            ("path", "path"), ("export_type", "export_type"), ("export_format", "export_format"),
+            ("sample_state", "sample_state"), ("version_id", "version"))}
+        return (options["dataset"],), {name: value for name, value in fields.items() if value is not None}
 
     def submit_export(self, request: ExportRequest) -> TaskRef:
         """Send a validated ExportTask request; the new task's reference. Not retried: a lost answer may still

@@ -163,6 +163,19 @@ class QianfanClient(HttpClient):
         return ExportRequest(PROVIDER, {"versionId": version, "storageType": STORAGE_BOS, "storagePath": path},
                              summary=f"version {version} to {path}")
 
+    @staticmethod
+    def create_arguments(options: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """:meth:`export_request` arguments from the magic's / CLI's options (``version``, ``bos``,
+        ``sys_storage``); a one-line ConfigError for an option Qianfan does not take."""
+        foreign = [f"--{name.replace('_', '-')}" for name in ("dataset", "path", "export_type", "export_format",
+                                                              "sample_state") if options.get(name) is not None]
+        if foreign:
+            raise ConfigError(f"{', '.join(foreign)} apply to ModelArts exports; a Qianfan export takes --version "
+                              "ds-... [--bos bos:/bucket/dir/ | --sys-storage]")
+        if not options.get("version"):
+            raise ConfigError("a Qianfan export needs --version ds-... (the dataset version to export)")
+        return (options["version"],), {"bos_path": options.get("bos"), "sys_storage": bool(options.get("sys_storage"))}
+
     def submit_export(self, request: ExportRequest) -> TaskRef:
         """Send a validated CreateExportTask; the new task's reference. Not retried: a lost answer may still
         have started the export."""
