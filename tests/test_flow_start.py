@@ -9,7 +9,7 @@ from export_widgets import TaskState
 from export_widgets.errors import APIError, ConfigError, TaskNotFoundError
 from export_widgets.monitor import ExportMonitor, MonitorStatus
 from export_widgets.providers import CreatesExports, TaskRef, make_client
-from export_widgets.simulator import TaskSpec, serve
+from export_widgets.simulator import serve
 from export_widgets.start import StartedExport, forget_started, start_export
 
 
