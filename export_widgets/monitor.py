@@ -348,9 +348,10 @@ class ExportMonitor:
 
     def _after_error(self, now: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
+        message = one_line(exc)
         if outcome is Outcome.NOT_FOUND and self._latest is None and now - self._started_at < self.not_found_grace:
             permanent = False  # just created: the vendor's read side may not know the task yet
-        message = one_line(exc)
+            message = "just created, not readable yet (the service lags); retrying"
         if outcome == Outcome.INTERNAL:
             log.error("export_widgets: unexpected error polling %s", self.task_id, exc_info=exc)
             message = f"internal error ({type(exc).__name__}): {message}"
