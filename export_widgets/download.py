@@ -389,7 +389,7 @@ class _Download:
                     if self.notify is not None:
                         self.notify(self.state)
                 out.flush()
-                os.fsync(out.fileno())
+                os.fsync(out.fileno())  # durable before the rename: a file under the final name is whole
         except requests.RequestException:
             raise  # a network failure (requests' errors are OSErrors too): the attempt resumes
         except OSError as exc:
