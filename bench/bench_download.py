@@ -53,7 +53,7 @@ def run(quick: bool = False) -> list[Result]:
     from export_widgets.providers import TaskRef, make_client
 
     size = (64 if quick else 256) * MIB
-    rounds = 3 if quick else 5
+    rounds = 3 if quick else 7
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     stop = context.Event()
@@ -95,11 +95,11 @@ def run(quick: bool = False) -> list[Result]:
     ratio_synced = statistics.median(rate) / statistics.median(rate_synced)
     return [
         Result(f"download {size // MIB} MiB: ours / plain requests stream", ratio, "x", "report", True,
-               [o / p for o, p in zip(rate, rate_plain)],
+               [o / p for o, p in zip(rate, rate_plain, strict=True)],
                f"{statistics.median(rate):.0f} vs {statistics.median(rate_plain):.0f} MiB/s; ours fsyncs before "
                "its atomic rename, the plain stream does not"),
         Result(f"download {size // MIB} MiB: ours / plain stream + fsync", ratio_synced, "x", ">= 0.8x",
-               ratio_synced >= 0.8, [o / p for o, p in zip(rate, rate_synced)],
+               ratio_synced >= 0.8, [o / p for o, p in zip(rate, rate_synced, strict=True)],
                f"{statistics.median(rate):.0f} vs {statistics.median(rate_synced):.0f} MiB/s (same file, same "
                "server, alternating)"),
         Result(f"download {size // MIB} MiB: peak Python allocations", peak / MIB, "MiB", "<= 4 MiB",
