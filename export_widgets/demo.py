@@ -24,7 +24,9 @@ from .textview import TextView
 
 __all__ = ["QUICKSTART", "run_demo"]
 
-QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+#: Shipped inside the package (a symlink to notebooks/quickstart.ipynb in the source tree), so a non-editable
+#: install finds it too.
+QUICKSTART = Path(__file__).resolve().parent / "notebooks" / "quickstart.ipynb"
 
 
 def _say(stream: IO[str], text: str) -> None:

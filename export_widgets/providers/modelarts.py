@@ -9,6 +9,10 @@ Supported operations:
   There is no cancel operation.
 
 Auth: AK/SK (``SDK-HMAC-SHA256``, optionally with ``X-Security-Token``) or an IAM token (``X-Auth-Token``).
+
+Vendor reference: ModelArts API Reference, "Querying the Status of a Dataset Export Task" and "Querying the
+Dataset Export Task List" (https://support.huaweicloud.com/intl/en-us/api-modelarts/, Open Telekom Cloud's copy at
+https://docs.otc.t-systems.com/modelarts/api-ref/).
 """
 
 from __future__ import annotations

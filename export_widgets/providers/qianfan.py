@@ -8,6 +8,10 @@ Supported operations, both signed with ``bce-auth-v1``:
 
 Errors may arrive as HTTP 200 carrying ``{requestId, code, message}``; those raise too.
 Qianfan has no list-export-tasks action and no way to cancel an export.
+
+Vendor references: Qianfan console API, "获取数据集版本导出详情" (DescribeExportTask, updated 2024-09-09) and
+"创建数据集版本导出任务" (CreateExportTask), and the ``qianfan`` SDK's ``get_dataset_version_export_task_info`` /
+``create_dataset_version_export_task``.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ ENV_SIGN_EXPIRATION = "QIANFAN_IAM_SIGN_EXPIRATION_SEC"
 TASK_ID_PREFIX = "task-"
 
 #: BCE (Baidu Cloud) and Qianfan console error codes, by what they mean for a watch. The console sends
-#: errors inside HTTP 200 too; the SDK itself retries 500000 ("console internal error") and 336100 (spec §2.5).
+#: errors inside HTTP 200 too; the qianfan SDK itself retries 500000 ("console internal error") and 336100.
 ERROR_CODES = GENERIC_CODES | ErrorCodes(
     auth=frozenset({"InvalidHTTPAuthHeader", "OptInRequired"}),
     not_found=frozenset({"TaskNotFound", "DatasetNotFound"}),

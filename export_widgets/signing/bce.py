@@ -1,6 +1,7 @@
 """Baidu Cloud ``bce-auth-v1`` request signing (used by Qianfan console APIs), one pure function per spec step.
 
-The steps follow ``../shared/api-spec.md`` §2.4 and are pinned byte for byte by golden vectors that the
+The steps follow Baidu AI Cloud's "Generating an authentication string" (https://cloud.baidu.com/doc/Reference/s/njwvz1yfu)
+and the ``baidubce.auth.bce_v1_signer`` module of bce-python-sdk, and are pinned byte for byte by golden vectors that the
 official ``baidubce.auth.bce_v1_signer`` produced (``tests/vectors/bce_auth_v1.json``). The body is not signed.
 """
 

@@ -1,6 +1,8 @@
 """Huawei Cloud APIG ``SDK-HMAC-SHA256`` request signing (AK/SK), one pure function per spec step.
 
-The steps follow ``../shared/api-spec.md`` §1.5 and are pinned byte for byte by golden vectors that the
+The steps follow Huawei Cloud API Gateway's "AK/SK-based authentication" signing guide
+(https://support.huaweicloud.com/intl/en-us/devg-apisign/api-sign-algorithm.html) and the ``huaweicloudsdkcore``
+signer, and are pinned byte for byte by golden vectors that the
 official ``huaweicloudsdkcore`` signer produced (``tests/vectors/sdk_hmac_sha256.json``).
 """
 
