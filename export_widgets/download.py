@@ -112,6 +112,8 @@ class DownloadProgress:
             parts.append(f"ETA {format_duration(self.eta)}")
         if self.resumed_from:
             parts.append(f"resumed at {self.resumed_from / MIB:,.1f} MiB")
+        if self.attempts > 1:
+            parts.append(f"{self.attempts - 1} retries")
         if self.refreshes:
             parts.append(f"link refreshed {self.refreshes}x")
         return " ".join(parts)
@@ -206,7 +208,8 @@ class _RedactUrlLogs(logging.Filter):
 
 
 _LOG_FILTER = _RedactUrlLogs()
-logging.getLogger("urllib3.connectionpool").addFilter(_LOG_FILTER)
+for _name in ("urllib3.connectionpool", "urllib3.util.retry"):  # the two that log a request's URL
+    logging.getLogger(_name).addFilter(_LOG_FILTER)
 
 
 def download_export(
@@ -307,9 +310,9 @@ class _Download:
                 self._refresh()
                 continue
             if failures >= MAX_FAILED_ATTEMPTS:
+                kept = f"; {self.state.done:,} bytes kept in {self.part} for the next try" if self.state.done else ""
                 raise DownloadError(f"download of {self.ref.task_id} from {self.where} failed {failures} times in a "
-                                    f"row ({self._last_problem}); {self.state.done:,} bytes kept in {self.part} "
-                                    "for the next try")
+                                    f"row ({self._last_problem}){kept}")
             if not moved:
                 self.sleep(min(_BACKOFF_CAP, 0.25 * 2 ** failures))
         return self._finish()

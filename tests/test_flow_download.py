@@ -164,11 +164,14 @@ def test_the_signed_url_is_in_no_output_log_error_or_frame(finished, tmp_path, c
     sim.set_faults("task-dl01", [Fault("download_error", status=404)])
     with pytest.raises(DownloadError) as failure:
         download_export(client, ref, tmp_path / "again", task=task)
+    sim.stop()  # now every attempt is refused: the give-up error names the cause, not the link
+    with pytest.raises(DownloadError, match="Connection refused") as refused:
+        download_export(client, ref, tmp_path / "again", task=task, sleep=lambda s: None)
     import traceback
 
     shown = "\n".join([
         capsys.readouterr().out, caplog.text, str(result), repr(result), repr(task),
-        "".join(traceback.format_exception(failure.value)),
+        "".join(traceback.format_exception(failure.value)), "".join(traceback.format_exception(refused.value)),
         frames.summary([task]).to_string(), frames.summary([task]).to_csv(),
     ])
     query = (task.download_url or "").split("?", 1)[1]
