@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from . import _http
-from .errors import ConfigError, ExportWidgetsError, Outcome
+from .errors import ConfigError, ExportWidgetsError, Outcome, parse_retry_after
 from .models import ExportTask, TaskState
 from .providers import TaskRef, as_task_source
 from .redact import redact_text, redact_url
@@ -314,10 +314,13 @@ class _Download:
                 raise DownloadError(f"download of {self.ref.task_id} from {self.where} failed {failures} times in a "
                                     f"row ({self._last_problem}){kept}")
             if not moved:
-                self.sleep(min(_BACKOFF_CAP, 0.25 * 2 ** failures))
+                self.sleep(max(min(_BACKOFF_CAP, 0.25 * 2 ** failures), min(self._retry_after or 0.0, 60.0)))
+                self._retry_after = None
         return self._finish()
 
     _last_problem = "no answer"
+    #: The server's Retry-After on its last 429/5xx (honoured up to a minute).
+    _retry_after: float | None = None
 
     def _attempt(self) -> str:
         """One GET from the current offset: ``complete``, ``retry`` or ``refresh``."""
@@ -361,6 +364,7 @@ class _Download:
             return "retry"
         if status >= 500 or status in (408, 429):
             self._last_problem = f"HTTP {status} {_bos_code(response)}".strip()
+            self._retry_after = parse_retry_after(response.headers.get("Retry-After"))
             return "retry"
         if status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))

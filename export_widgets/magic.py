@@ -122,6 +122,9 @@ class ExportStatus(Magics, Configurable):
             %export_status --provider modelarts --dataset DS TASK_ID
             %export_status task-4f2c --wait -o mon
             %export_status --list --dataset DS -o tasks
+            %export_status --start --version ds-7a1b2c3d --sys-storage --wait -o mon    # Qianfan: start, watch
+            %export_status --start --dataset DS --path obs://bucket/dir/ --wait          # ModelArts
+            %export_status --download ./data task-4f2c                                   # fetch the result
         """
         args = self.export_status.parser.parse_args(_split(line))
         try:

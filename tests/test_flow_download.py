@@ -263,3 +263,45 @@ def test_progress_figures():
                                 ended=2.0)
     assert progress.rate == 2 * MIB and progress.eta == 2.5 and progress.percent == 50.0
     assert "50.0%" in progress.line() and "2.0 MiB/s" in progress.line() and "resumed at 1.0 MiB" in progress.line()
+
+
+def test_a_retry_after_on_503_is_honoured(tmp_path):
+    """A raw loopback server: 503 with Retry-After: 7 once, then the file."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from export_widgets.models import ExportTask, TaskState
+
+    body = b"z" * 100_000
+    answers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            status = 503 if not answers else 200
+            answers.append(status)
+            self.send_response(status)
+            self.send_header("Content-Length", "0" if status == 503 else str(len(body)))
+            if status == 503:
+                self.send_header("Retry-After", "7")
+            self.end_headers()
+            if status == 200:
+                self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/bucket/file.zip?authorization=bce-auth-v1%2Fx"
+        task = ExportTask("qianfan", "task-ra01", TaskState.SUCCEEDED, download_url=url, size_mb=0.1)
+        client = make_client("qianfan", endpoint="http://127.0.0.1:9", environ={"QIANFAN_ACCESS_KEY": "a" * 16,
+                                                                              "QIANFAN_SECRET_KEY": "b" * 16})
+        sleeps: list[float] = []
+        result = download_export(client, TaskRef("qianfan", "task-ra01"), tmp_path, task=task, sleep=sleeps.append)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [503, 200] and sleeps == [7.0]
+    assert result.path is not None and result.path.read_bytes() == body and result.path.name == "task-ra01-file.zip"
