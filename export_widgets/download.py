@@ -141,13 +141,14 @@ class DownloadResult:
 
 
 class TextDownloadView:
-    """Prints download progress lines: at most one per ``every`` seconds, plus the last one."""
+    """Prints download progress lines: at most one per ``every`` seconds, plus the last one (a download shorter
+    than ``every`` prints only its last line)."""
 
     def __init__(self, stream: IO[str] | None = None, *, every: float = 1.0,
                  write: Callable[[str], None] | None = None) -> None:
         self._write = write or (lambda text: _print(text, stream))
         self.every = every
-        self._last = -1e9
+        self._last = time.monotonic()  # the first line after `every` s: the first chunk's rate says little
         self.lines = 0
 
     def __call__(self, progress: DownloadProgress) -> None:
