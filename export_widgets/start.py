@@ -11,6 +11,7 @@ side can lag behind the create.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
@@ -64,7 +65,11 @@ def forget_started() -> None:
 
 
 def _identity(client: Any, request: ExportRequest) -> str:
-    where = (getattr(client, "base_url", ""), getattr(client, "project_id", ""))
+    """Where the request goes and as whom (a digest of the access key, never the key), plus its body."""
+    credentials = getattr(client, "credentials", None)
+    who = str(getattr(credentials, "access_key", None) or getattr(credentials, "token", None) or "")
+    account = hashlib.sha256(who.encode()).hexdigest()[:16]
+    where = (getattr(client, "base_url", ""), getattr(client, "project_id", ""), account)
     return f"{where!r}:{request.key}"
 
 

@@ -204,3 +204,18 @@ def test_a_finished_reused_export_gets_a_fresh_watch(csim, clients):
     assert again is not first and again.reused and again.task_id == first.task_id
     assert again.backoff.floor == 7 and not again.done
     assert again.ref == TaskRef("modelarts", first.task_id, csim.dataset_id)
+
+
+def test_reuse_is_per_account(csim, clients):
+    _, qf = clients
+    other_env = {**csim.env, "QIANFAN_ACCESS_KEY": csim.env["QIANFAN_ACCESS_KEY"] + "x"}
+    other = make_client("qianfan", endpoint=csim.url, environ=other_env)  # another account, same endpoint
+    first = start_export(qf, "ds-abc", start=False, notify=lambda _: None)
+    try:
+        start_export(other, "ds-abc", start=False, notify=lambda _: None)
+    except APIError:
+        pass  # the simulator does not know that key: what matters is that a create was attempted
+    finally:
+        other.close()
+    assert csim.request_count(operation="create") == 2
+    assert start_export(qf, "ds-abc", start=False, notify=lambda _: None).task_id == first.task_id
