@@ -15,7 +15,7 @@ import hashlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,7 @@ def start_export(
     stall_after: float = DEFAULT_STALL_AFTER,
     poller: Poller | None = None,
     start: bool = True,
+    monitor_options: Mapping[str, Any] | None = None,
     notify: Callable[[str], None] | None = None,
     new_hint: str = "pass new=True for another",
     clock: Callable[[], float] = time.time,
@@ -104,7 +105,8 @@ def start_export(
 
     ``args``/``fields`` are the provider's create arguments (``ModelArtsClient.export_request(dataset_id,
     path=..., export_type=...)``, ``QianfanClient.export_request(version_id, bos_path=... | sys_storage=True)``),
-    validated before any request. Monitor options (``interval``, ``timeout``, ...) are as :class:`ExportMonitor`.
+    validated before any request. Monitor options (``interval``, ``timeout``, ...) are as :class:`ExportMonitor`;
+    ``monitor_options`` passes any other of its keyword arguments.
     ``notify`` receives the one-line note (default: printed to stderr).
     """
     if not isinstance(client, CreatesExports):
@@ -126,7 +128,8 @@ def start_export(
             if monitor.done:  # a fresh watch of the same export, with this call's options
                 monitor = _monitor(client, entry.ref, request, entry.created_at, interval=interval,
                                    max_interval=max_interval, timeout=timeout, stall_after=stall_after,
-                                   poller=poller, start=start, not_found_grace=not_found_grace)
+                                   poller=poller, start=start, not_found_grace=not_found_grace,
+                                   **(monitor_options or {}))
                 entry.monitor = monitor
             monitor.reused, monitor.note = True, note
             say(note)
@@ -137,7 +140,8 @@ def start_export(
         raise TransportError(f"{one_line(exc)}; the export may have started anyway: check before starting it again",
                              provider=exc.provider, operation=exc.operation) from None
     monitor = _monitor(client, ref, request, now, interval=interval, max_interval=max_interval, timeout=timeout,
-                       stall_after=stall_after, poller=poller, start=start, not_found_grace=not_found_grace)
+                       stall_after=stall_after, poller=poller, start=start, not_found_grace=not_found_grace,
+                       **(monitor_options or {}))
     monitor.note = f"started export {ref.task_id} ({request.summary})" if request.summary else \
         f"started export {ref.task_id}"
     with _lock:

@@ -94,3 +94,15 @@ def test_bad_start_input_is_one_line_before_any_request(shell, live, line, messa
         magic(shell, line)
     assert "\n" not in str(caught.value)
     assert live.request_count() == 0
+
+
+def test_a_started_export_is_one_live_watch(shell, live):
+    magic(shell, "--start --version ds-live --interval 0.1 -o started")  # returns at once, keeps polling
+    started = shell.user_ns["started"]
+    magic(shell, f"{started.task_id} --interval 0.1 -o plain")  # a plain watch of the same task joins it
+    assert shell.user_ns["plain"] is started
+    magic(shell, "--start --version ds-live --interval 0.1 -o again")  # Run All again: the same export and watch
+    assert shell.user_ns["again"] is started and started.reused
+    started.wait(timeout=60)
+    assert started.latest is not None and started.latest.state is TaskState.SUCCEEDED
+    assert live.request_count(operation="create") == 1
