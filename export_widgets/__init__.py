@@ -22,6 +22,7 @@ from .errors import (
 from .models import ExportParams, ExportTask, SearchCondition, TaskState
 from .monitor import ExportMonitor, MonitorGroup, MonitorStatus, watch, watch_many
 from .providers import ModelArtsClient, QianfanClient, TaskRef, make_client
+from .start import start_export
 
 __all__ = [
     "APIError",
@@ -44,6 +45,7 @@ __all__ = [
     "TransportError",
     "__version__",
     "make_client",
+    "start_export",
     "watch",
     "watch_many",
 ]

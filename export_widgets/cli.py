@@ -239,6 +239,93 @@ def _on_signals(signals: Sequence[int], handler: Callable[..., None]) -> Callabl
     return restore
 
 
+# -- start and download (issue 15) ------------------------------------------------------------------------------
+
+_CREATE_OPTIONS = ("dataset", "path", "version", "export_type", "export_format", "sample_state", "bos",
+                   "sys_storage")
+
+
+def run_start(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """Start an export, watch it to its end with text lines, optionally download it; 0 when it succeeded."""
+    from .providers import CreatesExports
+    from .start import start_export
+    from .textview import TextView
+
+    client_class = get_provider(args.provider)
+    if not issubclass(client_class, CreatesExports):
+        raise ConfigError(f"{client_class.label} cannot start exports here")
+    options = {name: getattr(args, name) for name in _CREATE_OPTIONS}
+    create_args, create_fields = client_class.create_arguments(options)  # before any request
+    client = _status_client(args, environ)
+    try:
+        assert isinstance(client, CreatesExports)
+        monitor = start_export(client, *create_args, interval=args.interval, timeout=args.timeout,
+                               notify=lambda text: print(f"{PROG} start: {text}", file=err), **create_fields)
+        TextView(monitor, stream=out)
+        monitor.wait(stop_on_interrupt=True)
+        task = monitor.latest
+        if monitor.error is not None:
+            err.write(f"{PROG} start: {monitor.task_id}: {one_line(monitor.error)}\n")
+        elif monitor.status is MonitorStatus.TIMED_OUT:
+            err.write(f"{PROG} start: {monitor.task_id}: still {task.state.value if task else 'unknown'} after "
+                      f"--timeout {args.timeout:g} s (watch it with: {PROG} watch --provider {client.name} "
+                      f"{monitor.task_id})\n")
+        if task is None or task.state is not TaskState.SUCCEEDED:
+            return 1
+        if args.download:
+            from .download import TextDownloadView
+
+            out.write(str(monitor.download(args.download, progress=TextDownloadView(out))) + "\n")
+    finally:
+        client.close()
+    return 0
+
+
+def run_download(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """Download a finished export (Qianfan) or print its copy command (ModelArts)."""
+    from .download import TextDownloadView, download_export
+
+    client = _status_client(args, environ)
+    try:
+        ref = TaskRef(client.name, args.task_id, args.dataset if client.needs_dataset else None)
+        result = download_export(client, ref, args.directory, progress=TextDownloadView(out))
+    finally:
+        client.close()
+    out.write(str(result) + "\n")
+    return 0
+
+
+def _add_flow_commands(commands: Any, target: argparse.ArgumentParser) -> None:
+    """The ``start`` and ``download`` subcommands."""
+    start = commands.add_parser(
+        "start", parents=[target], help="start an export, watch it to its end (and download it)",
+        description="Create an export task, then print a line per change until it ends. ModelArts: --dataset D "
+                    "--path obs://bucket/dir/ [--export-type N] [--export-format N] [--version V] "
+                    "[--sample-state S]; Qianfan: --version ds-... [--bos bos:/bucket/dir/ | --sys-storage]. "
+                    "Exit 0 when the export succeeded.")
+    start.add_argument("--path", help="ModelArts: the OBS directory to export to (obs://bucket/dir/)")
+    start.add_argument("--version", help="Qianfan: the dataset version ds-...; ModelArts: a dataset version id")
+    start.add_argument("--export-type", type=int, help="ModelArts: 0 labeled, 1 unlabeled, 2 all, 3 search")
+    start.add_argument("--export-format", type=int, help="ModelArts: 1 tree, 2 tile")
+    start.add_argument("--sample-state", help="ModelArts: ALL, NONE, ACCEPTED, ... (export_params.sample_state)")
+    start.add_argument("--bos", metavar="BOS_PATH", help="Qianfan: export to bos:/bucket/dir/")
+    start.add_argument("--sys-storage", action="store_true", help="Qianfan: export to platform storage (default)")
+    start.add_argument("--interval", type=_positive, default=2.0, help="poll floor in seconds (default 2)")
+    start.add_argument("--timeout", type=_positive, help="stop watching after this many seconds")
+    start.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
+    start.add_argument("--download", metavar="DIR", help="when it succeeded, download it into DIR")
+    start.set_defaults(handler=run_start)
+
+    download = commands.add_parser(
+        "download", parents=[target], help="download a finished export (Qianfan) or print its copy command",
+        description="Qianfan: stream the export's file into DIR (resumable, atomic, size-checked). ModelArts: "
+                    "print the obsutil command that copies the export's OBS directory into DIR.")
+    download.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
+    download.add_argument("directory", metavar="DIR")
+    download.add_argument("task_id", metavar="TASK_ID")
+    download.set_defaults(handler=run_download)
+
+
 # -- parser and entry point ------------------------------------------------------------------------------------
 
 def _port(text: str) -> int:
@@ -315,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="time compression of the simulated exports (default 3 = three times faster)")
     demo.add_argument("--no-notebook", action="store_true", help="skip running the quickstart notebook")
     demo.set_defaults(handler=run_demo)
+    _add_flow_commands(commands, target)
     return parser
 
 

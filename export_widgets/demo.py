@@ -2,6 +2,8 @@
 
 1. Starts the embedded simulator and watches its demo tasks in the terminal (text lines, like tqdm).
 2. Saves the summary, the filters of the filtered export and every poll as CSV.
+2b. Starts a Qianfan and a ModelArts export on the simulator, watches both, downloads the Qianfan one into
+   ``downloads/`` (size-checked, atomic) and prints the ``obsutil`` command for the ModelArts one.
 3. Runs ``notebooks/quickstart.ipynb`` headlessly (when nbclient and ipykernel are installed) and saves the
    executed notebook, so you can open it and see the final widget snapshots.
 """
@@ -65,6 +67,38 @@ def watch_simulated_tasks(out_dir: Path, *, speed: float, stream: IO[str]) -> tu
     return group, scripted
 
 
+def start_and_download(out_dir: Path, *, speed: float, stream: IO[str]) -> bool:
+    """Step 2b: start -> watch -> download, offline. True when both exports succeeded and the file is whole."""
+    from . import simulator
+    from .download import TextDownloadView
+    from .start import start_export
+
+    template = {"duration": max(1.0, 12.0 / speed), "size_mb": 24.0, "total_samples": 2400}
+    with simulator.serve([], create={"template": template, "read_lag_requests": 1}) as sim:
+        _say(stream, "\nStart -> watch -> download (a new export on each provider):")
+        qianfan = make_client("qianfan", endpoint=sim.url, environ=sim.env)
+        modelarts = make_client("modelarts", endpoint=sim.url, environ=sim.env)
+        poller = Poller()
+        say = lambda text: _say(stream, text)  # noqa: E731
+        monitors = [start_export(qianfan, "ds-7a1b2c3d", sys_storage=True, interval=0.5, timeout=120, poller=poller,
+                                 notify=say),
+                    start_export(modelarts, sim.dataset_id, path="obs://demo-bucket/exports/", export_type=0,
+                                 interval=0.5, timeout=120, poller=poller, notify=say)]
+        group = MonitorGroup(monitors)
+        TextView(group.monitors, stream=stream)
+        group.wait(stop_on_interrupt=True)
+        poller.shutdown()
+        if not all(m.latest is not None and m.latest.state.value == "SUCCEEDED" for m in monitors):
+            return False
+        downloaded = monitors[0].download(out_dir / "downloads", progress=TextDownloadView(stream, every=0.5))
+        _say(stream, str(downloaded))
+        _say(stream, str(monitors[1].download(out_dir / "downloads")))
+        whole = downloaded.path is not None and downloaded.size == sim.app.export_file(monitors[0].task_id).size
+        qianfan.close()
+        modelarts.close()
+    return whole
+
+
 def run_quickstart(out_dir: Path, stream: IO[str]) -> Path | None:
     """Step 3: execute the quickstart notebook headlessly; None when that cannot run here."""
     if not QUICKSTART.exists():
@@ -93,6 +127,7 @@ def run_demo(out_dir: str | Path = "export-widgets-demo", *, speed: float = 3.0,
     stream = stream or sys.stdout
     out = Path(out_dir).resolve()
     group, scripted = watch_simulated_tasks(out, speed=speed, stream=stream)
+    started_ok = start_and_download(out, speed=speed, stream=stream)
     executed = run_quickstart(out, stream) if notebook else None
     _say(stream, f"\nOutputs in {out}:")
     for path in sorted(out.iterdir()):
@@ -102,6 +137,8 @@ def run_demo(out_dir: str | Path = "export-widgets-demo", *, speed: float = 3.0,
     expected = {"succeed": "SUCCEEDED", "fail": "FAILED", "stop": "STOPPED"}
     surprises = [m.task_id for m in group
                  if m.latest is None or m.latest.state.value != expected.get(scripted[m.task_id])]
+    if not started_ok:
+        surprises.append("start -> watch -> download")
     if surprises:
         _say(stream, f"Unexpected outcome for: {', '.join(surprises)}")
         return 1

@@ -32,6 +32,7 @@ from .monitor import ExportMonitor, MonitorGroup, MonitorStatus
 from .providers import (
     REGISTRY,
     ClientSettings,
+    CreatesExports,
     ListsTasks,
     ProviderClient,
     TaskRef,
@@ -85,6 +86,8 @@ class ExportStatus(Magics, Configurable):
     timezone = Unicode("UTC", config=True, help="Time zone of datetime columns in the DataFrames shown.")
     max_rows = Int(50, config=True, help="Rows drawn at most in the multi-task dashboard.")
     short_errors = Bool(True, config=True, help="One-line errors (False shows the full traceback).")
+    reuse_window = Float(900.0, config=True,
+                         help="Seconds within which re-running an identical --start reuses its export (0 = never).")
     simulator_speed = Float(1.0, config=True,
                             help="Time compression of the embedded simulator's demo tasks (3 = three times faster).")
     unreachable_grace = Float(180.0, config=True,
@@ -159,6 +162,21 @@ class ExportStatus(Magics, Configurable):
     @argument("--list", action="store_true", help="List the dataset's export tasks (ModelArts).")
     @argument("--export-type", type=int, help="With --list: 0 labeled, 1 unlabeled, 2 all, 3 search.")
     @argument("--simulate", action="store_true", help="Use the embedded simulator (no credentials needed).")
+    @argument("--start", action="store_true",
+              help="Start an export, then watch it (ModelArts: --dataset D --path obs://bucket/dir/; "
+                   "Qianfan: --version ds-... [--bos bos:/bucket/dir/ | --sys-storage]).")
+    @argument("--new", action="store_true", help="With --start: start another export even if an identical one "
+                                                  "was started within the reuse window.")
+    @argument("--path", help="With --start: the OBS directory a ModelArts export writes to.")
+    @argument("--version", help="With --start: the dataset version (Qianfan ds-...; ModelArts version id).")
+    @argument("--export-format", type=int, help="With --start: ModelArts 1 tree, 2 tile.")
+    @argument("--sample-state", help="With --start: ModelArts sample state (ALL, NONE, ACCEPTED, ...).")
+    @argument("--bos", metavar="BOS_PATH", help="With --start: Qianfan export to bos:/bucket/dir/.")
+    @argument("--sys-storage", action="store_true", help="With --start: Qianfan export to platform storage.")
+    @argument("--reuse-window", type=float, help="With --start: seconds within which an identical start reuses "
+                                                 "the export (default %%config ExportStatus.reuse_window).")
+    @argument("--download", metavar="DIR", help="Download the finished export TASK_ID into DIR (Qianfan), or show "
+                                                "the copy command (ModelArts).")
     @line_magic
     def export_status(self, line: str = "") -> Any:
         """Watch dataset export tasks: a live widget by default, ``--once`` for a DataFrame, ``--wait`` to block.
@@ -169,6 +187,9 @@ class ExportStatus(Magics, Configurable):
             %export_status --provider modelarts --dataset DS TASK_ID
             %export_status task-4f2c --wait -o mon
             %export_status --list --dataset DS -o tasks
+            %export_status --start --version ds-7a1b2c3d --sys-storage --wait -o mon    # Qianfan: start, watch
+            %export_status --start --dataset DS --path obs://bucket/dir/ --wait          # ModelArts
+            %export_status --download ./data task-4f2c                                   # fetch the result
         """
         args = self.export_status.parser.parse_args(_split(line))
         if args.output is not None:
@@ -187,6 +208,10 @@ class ExportStatus(Magics, Configurable):
                              "until the end")
         if args.simulate:
             self._ensure_simulator()
+        if args.start:
+            return _run_start(self, args)
+        if args.download:
+            return _run_download(self, args)
         if args.list:
             return self._list(args)
         task_ids = list(args.task_ids)
@@ -455,6 +480,96 @@ class ExportStatus(Magics, Configurable):
             view = ExportStatusWidget(watched)
         display(view)
         return view
+
+
+# -- start and download (issue 15) ------------------------------------------------------------------------------
+
+_CREATE_OPTIONS = ("dataset", "path", "version", "export_type", "export_format", "sample_state", "bos",
+                   "sys_storage")
+
+
+def _start_provider(magics: ExportStatus, args: argparse.Namespace) -> str:
+    """--provider, else the configured default, else the dataset-scoped provider when --dataset/--path is given,
+    else the only creating provider whose tasks need no dataset."""
+    if args.provider:
+        return str(get_provider(args.provider).name)
+    if magics.default_provider:
+        return str(magics.default_provider)
+    if args.dataset or args.path or magics.dataset:
+        scoped = infer_provider("", has_dataset=True)
+        if scoped:
+            return scoped
+    free = [name for name, cls in REGISTRY.items() if not cls.needs_dataset and issubclass(cls, CreatesExports)]
+    if len(free) == 1:
+        return free[0]
+    raise UsageError(f"cannot tell which provider to start an export on: pass --provider {'|'.join(REGISTRY)}")
+
+
+def _run_start(magics: ExportStatus, args: argparse.Namespace) -> None:
+    """``%export_status --start ...``: create (or reuse) the export, then watch it with the watch flags."""
+    from .start import start_export
+
+    if args.task_ids:
+        raise UsageError("--start takes no TASK_ID: it starts a new export (see %export_status? for its options)")
+    if args.once:
+        raise UsageError("--start watches the export it starts: drop --once (add --wait to block)")
+    provider = _start_provider(magics, args)
+    client = magics._client(args, provider)
+    if not isinstance(client, CreatesExports):
+        raise UsageError(f"{get_provider(provider).label} cannot start exports here")
+    options = {name: getattr(args, name) for name in _CREATE_OPTIONS}
+    if get_provider(provider).needs_dataset:
+        options["dataset"] = options["dataset"] or magics.dataset or \
+            (magics._simulator.dataset_id if args.simulate and magics._simulator is not None else None)
+    create_args, create_fields = client.create_arguments(options)  # ConfigErrors before any request
+    window = args.reuse_window if args.reuse_window is not None else magics.reuse_window
+    magics._prune()
+    monitor = start_export(client, *create_args, new=args.new, reuse_window=window,
+                           interval=args.interval or magics.interval, timeout=args.timeout or magics.timeout or None,
+                           stall_after=magics.stall_after, start=False,
+                           monitor_options={"unreachable_grace": magics.unreachable_grace or None},
+                           notify=lambda text: print(text, file=sys.stderr),
+                           new_hint="pass --new for another", **create_fields)
+    if monitor.reused and monitor.history and not monitor.done:  # still watched: take the flags given again
+        monitor.configure(interval=args.interval, timeout=args.timeout)
+    else:
+        delay = monitor.poll_once()  # first answer in the cell (not found is retried within the grace window)
+        if monitor.status is MonitorStatus.ERROR and monitor.error is not None:
+            magics._store(args, monitor)
+            raise monitor.error
+        if delay is not None:
+            monitor.start(delay)
+    magics._live[magics.watch_key((client, monitor.ref))] = monitor  # a plain watch of the task joins this one
+    magics._store(args, monitor)
+    magics._move([monitor])  # a re-run cell takes the watch over from the earlier one
+    view = magics._show(args, monitor)
+    if args.wait:
+        monitor.wait(stop_on_interrupt=True)
+        view.finalize()
+        if monitor.error is not None:
+            raise monitor.error
+    return None
+
+
+def _run_download(magics: ExportStatus, args: argparse.Namespace) -> Any:
+    """``%export_status --download DIR TASK_ID``: the file (Qianfan) or the copy command (ModelArts)."""
+    from .download import TextDownloadView, download_export
+    from .textview import widgets_available
+
+    if len(args.task_ids) != 1:
+        raise UsageError("--download DIR takes exactly one TASK_ID: %export_status --download DIR TASK_ID")
+    client, ref = magics._target(args, args.task_ids[0])
+    if widgets_available():
+        from IPython.display import display
+
+        handle = display({"text/plain": f"downloading {ref.task_id} ..."}, raw=True, display_id=True)
+        view = TextDownloadView(every=0.5, write=lambda line: handle.update({"text/plain": line}, raw=True))
+    else:
+        view = TextDownloadView(sys.stderr)
+    result = download_export(client, ref, args.download, progress=view)
+    magics._store(args, result)
+    print(str(result))
+    return None
 
 
 def _split(line: str) -> list[str]:

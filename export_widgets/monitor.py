@@ -42,6 +42,8 @@ from .redact import one_line
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .download import DownloadResult
+
 __all__ = ["Backoff", "ExportMonitor", "MonitorGroup", "MonitorStatus", "watch", "watch_many"]
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,9 @@ class ExportMonitor:
         The scheduler to use; monitors share the process-wide one by default.
     start : bool
         Start polling now. With ``start=False`` drive it with :meth:`poll_once` (tests do).
+    not_found_grace : float
+        Seconds after the monitor starts during which "task not found" is retried (before any answer): a task
+        created a moment ago may not be readable yet. 0 (default): not found is permanent at once.
     clock : callable
         Wall clock (epoch seconds) for the timestamps recorded and shown.
     monotonic : callable, optional
@@ -162,6 +167,7 @@ class ExportMonitor:
         monotonic: Callable[[], float] | None = None,
         rng: random.Random | None = None,
         start: bool = True,
+        not_found_grace: float = 0.0,
         unreachable_grace: float | None = DEFAULT_UNREACHABLE_GRACE,
     ) -> None:
         source = as_task_source(client)
@@ -187,6 +193,7 @@ class ExportMonitor:
         self.dataset_id = dataset_id
         self.timeout = None if timeout is None else float(timeout)
         self.stall_after = float(stall_after)
+        self.not_found_grace = max(0.0, float(not_found_grace))
         self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
         self.history = History(source.name, task_id)
         self.unreachable_grace = None if unreachable_grace is None else float(unreachable_grace)
@@ -204,6 +211,7 @@ class ExportMonitor:
         self._consecutive_errors = 0
         self._interval = floor
         self._started_at = clock()
+        self._started_mono = self._mono()
         self._deadline = None if self.timeout is None else self._mono() + self.timeout
         self._answered = False  # any answer (even an error answer) proves the endpoint is reachable
         self._unreachable_since: float | None = None
@@ -376,6 +384,13 @@ class ExportMonitor:
                 raise
         return self._latest
 
+    def download(self, directory: str | os.PathLike[str], **options: Any) -> DownloadResult:
+        """Fetch the finished export into ``directory`` (Qianfan: streamed, resumable, atomic; ModelArts: the
+        ready-to-run ``obsutil`` copy command). See :func:`export_widgets.download.download_export`."""
+        from .download import download_export
+
+        return download_export(self.client, self.ref, directory, task=self._latest, **options)
+
     # -- polling ----------------------------------------------------------------------------------------
 
     def run(self) -> float | None:
@@ -459,6 +474,9 @@ class ExportMonitor:
     def _after_error(self, now: float, mono: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
         message = one_line(exc)
+        if outcome is Outcome.NOT_FOUND and self._latest is None and mono - self._started_mono < self.not_found_grace:
+            permanent = False  # just created: the vendor's read side may not know the task yet
+            message = "just created, not readable yet (the service lags); retrying"
         if outcome == Outcome.INTERNAL:
             log.error("export_widgets: unexpected error polling %s", self.task_id, exc_info=exc)
             message = f"internal error ({type(exc).__name__}): {message}"

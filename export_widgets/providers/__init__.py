@@ -9,15 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from .base import ClientSettings, EnvNames, ErrorCodes, ListsTasks, ProviderClient, TaskRef, TaskSource
+from .base import (
+    ClientSettings,
+    CreatesExports,
+    EnvNames,
+    ErrorCodes,
+    ExportRequest,
+    ListsTasks,
+    ProviderClient,
+    TaskRef,
+    TaskSource,
+)
 from .modelarts import ModelArtsClient
 from .qianfan import QianfanClient
 
 __all__ = [
     "REGISTRY",
     "ClientSettings",
+    "CreatesExports",
     "EnvNames",
     "ErrorCodes",
+    "ExportRequest",
     "ListsTasks",
     "ModelArtsClient",
     "ProviderClient",

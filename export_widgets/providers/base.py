@@ -7,17 +7,20 @@ Adding a provider is one module with a client class plus one line in :mod:`expor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..models import ExportTask
 
 __all__ = [
     "ClientSettings",
+    "CreatesExports",
     "EnvNames",
     "ErrorCodes",
+    "ExportRequest",
     "GENERIC_CODES",
     "ListsTasks",
     "ProviderClient",
@@ -145,4 +148,50 @@ class ListsTasks(Protocol):
 
     def list_export_tasks(self, dataset_id: str, export_type: int | None = None) -> list[ExportTask]:
         """Every export task of ``dataset_id``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A validated create request, not yet sent: the vendor's JSON body and where it goes.
+
+    Built by a provider's ``export_request(...)`` (which raises one-line ConfigErrors for bad input), sent by
+    its ``submit_export(request)``. Two requests with the same :attr:`key` would start the same export.
+    """
+
+    provider: str
+    body: Mapping[str, Any]
+    dataset_id: str | None = None
+    #: A short human description, e.g. ``"version ds-1 to bos:/b/dir/"``.
+    summary: str = ""
+
+    @property
+    def key(self) -> str:
+        """The request's identity: provider, dataset and the body with sorted keys."""
+        return json.dumps([self.provider, self.dataset_id, self.body], sort_keys=True, default=str)
+
+
+@runtime_checkable
+class CreatesExports(Protocol):
+    """Optional operation: start an export task (both vendors have one; neither can cancel it).
+
+    Each provider's keyword arguments mirror its vendor's fields, so the signatures differ.
+    """
+
+    @staticmethod
+    def create_arguments(options: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``export_request`` arguments from the magic's / CLI's option names (``dataset``, ``path``,
+        ``version``, ``bos``, ...); a one-line ConfigError for a missing option or one of another provider."""
+        ...
+
+    def export_request(self, *args: Any, **kwargs: Any) -> ExportRequest:
+        """Validate the fields (no request is sent); a one-line ConfigError names the bad one."""
+        ...
+
+    def submit_export(self, request: ExportRequest) -> TaskRef:
+        """Send a validated create request; the new task's reference."""
+        ...
+
+    def create_export_task(self, *args: Any, **kwargs: Any) -> TaskRef:
+        """``submit_export(export_request(...))``."""
         ...

@@ -5,6 +5,8 @@ Supported operations:
 * ``GET /v2/{project_id}/datasets/{dataset_id}/export-tasks/{task_id}`` (GetExportTaskStatusOfDataset)
 * ``GET /v2/{project_id}/datasets/{dataset_id}/export-tasks`` (GetExportTasksStatusOfDataset; ``offset`` is a
   *page index*, ``limit`` at most 100)
+* ``POST /v2/{project_id}/datasets/{dataset_id}/export-tasks`` (ExportTask: start an export; api-spec §5.1).
+  There is no cancel operation.
 
 Auth: AK/SK (``SDK-HMAC-SHA256``, optionally with ``X-Security-Token``) or an IAM token (``X-Auth-Token``).
 
@@ -15,7 +17,9 @@ https://docs.otc.t-systems.com/modelarts/api-ref/).
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
@@ -28,6 +32,7 @@ from .._http import HttpClient, Reply, body_snippet
 from ..config import normalise_endpoint, resolve_credentials, validate_id
 from ..errors import ConfigError, ResponseFormatError, classify_error
 from ..models import (
+    SAMPLE_STATE_MEANINGS,
     ExportParams,
     ExportTask,
     SearchCondition,
@@ -37,7 +42,7 @@ from ..models import (
     TaskState,
 )
 from ..signing import SdkHmacAuth
-from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, TaskRef
+from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, ExportRequest, TaskRef
 
 __all__ = ["ENV", "ERROR_CODES", "MODELARTS_REGIONS", "ModelArtsClient", "parse_export_params", "parse_export_task"]
 
@@ -45,6 +50,15 @@ PROVIDER = "modelarts"
 LABEL = "ModelArts"
 OP_GET = "GetExportTaskStatusOfDataset"
 OP_LIST = "GetExportTasksStatusOfDataset"
+OP_CREATE = "ExportTask"
+#: Create-request enums (api-spec §1.3, §5.1).
+EXPORT_TYPES: Mapping[int, str] = {0: "labeled", 1: "unlabeled", 2: "all", 3: "conditional search"}
+EXPORT_FORMATS: Mapping[int, str] = {1: "tree", 2: "tile"}
+VERSION_FORMATS = ("Default", "CarbonData", "CSV")
+ANNOTATION_FORMATS = ("VOC", "COCO")
+EXPORT_DESTS = ("DIR", "NEW_DATASET")
+#: OBS bucket names: 3-63 lower-case letters, digits, hyphens and dots, starting and ending with a letter or digit.
+OBS_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 MAX_PAGE_SIZE = 100
 # A server that keeps answering full pages must not keep us looping: 1,000 pages = 100,000 tasks.
 _MAX_PAGES = 1000
@@ -231,6 +245,116 @@ class ModelArtsClient(HttpClient):
                 break
         return tasks
 
+    def export_request(
+        self,
+        dataset_id: str,
+        *,
+        path: str,
+        export_type: int | None = None,
+        export_format: int | None = None,
+        sample_state: str | None = None,
+        version_id: str | None = None,
+        version_format: str | None = None,
+        annotation_format: str | None = None,
+        with_column_header: bool | None = None,
+        export_dest: str | None = None,
+        new_dataset_name: str | None = None,
+        new_dataset_work_path: str | None = None,
+        train_sample_ratio: float | str | None = None,
+        search_conditions: list[dict[str, Any]] | None = None,
+        samples: list[str] | None = None,
+    ) -> ExportRequest:
+        """A validated ExportTask body (no request sent). Bad input raises a one-line ConfigError.
+
+        ``path`` is the OBS directory (``obs://bucket/dir/`` or ``/bucket/dir/``; sent as ``/bucket/dir/``);
+        ``export_type`` 0 labeled, 1 unlabeled, 2 all, 3 conditional search (needs ``search_conditions``);
+        ``export_format`` 1 tree, 2 tile; ``sample_state`` e.g. ``ALL``/``NONE``/``ACCEPTED``; ``export_dest``
+        ``DIR`` (default) or ``NEW_DATASET`` (with ``new_dataset_name`` and ``new_dataset_work_path``).
+        """
+        dataset = validate_id(dataset_id, "dataset_id")
+        body: dict[str, Any] = {"path": obs_api_path(path)}
+        params: dict[str, Any] = {}
+        if export_type is not None:
+            body["export_type"] = _choice(export_type, EXPORT_TYPES, "export type")
+        if export_format is not None:
+            body["export_format"] = _choice(export_format, EXPORT_FORMATS, "export format")
+        if sample_state is not None:
+            if sample_state not in SAMPLE_STATE_MEANINGS:
+                raise ConfigError(f"unknown sample state {sample_state!r}: use one of "
+                                  f"{', '.join(s for s in SAMPLE_STATE_MEANINGS if s)}")
+            params["sample_state"] = sample_state
+        if version_id is not None:
+            body["version_id"] = validate_id(version_id, "version_id")
+        for name, value, allowed in (("version format", version_format, VERSION_FORMATS),
+                                     ("annotation format", annotation_format, ANNOTATION_FORMATS),
+                                     ("export destination", export_dest, EXPORT_DESTS)):
+            if value is not None and value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")
+        if version_format is not None:
+            body["version_format"] = version_format
+        if annotation_format is not None:
+            body["annotation_format"] = annotation_format
+        if with_column_header is not None:
+            body["with_column_header"] = bool(with_column_header)
+        if export_dest == "NEW_DATASET":
+            if not new_dataset_name or not new_dataset_work_path:
+                raise ConfigError("export_dest NEW_DATASET needs new_dataset_name= and new_dataset_work_path= "
+                                  "(an OBS directory)")
+            params.update(export_dest="NEW_DATASET", export_new_dataset_name=new_dataset_name,
+                          export_new_dataset_work_path=obs_api_path(new_dataset_work_path))
+        elif new_dataset_name or new_dataset_work_path:
+            raise ConfigError("new_dataset_name/new_dataset_work_path need export_dest='NEW_DATASET'")
+        elif export_dest is not None:
+            params["export_dest"] = export_dest
+        if train_sample_ratio is not None:
+            params["train_sample_ratio"] = _ratio(train_sample_ratio)
+        if search_conditions is not None:
+            if not isinstance(search_conditions, list) or not all(isinstance(c, dict) for c in search_conditions):
+                raise ConfigError("search_conditions must be a list of SearchCondition objects (dicts)")
+            params["search_conditions"] = list(search_conditions)
+        if body.get("export_type") == 3 and not params.get("search_conditions"):
+            raise ConfigError("export type 3 (conditional search) needs search_conditions=[...]")
+        if samples is not None:
+            params["samples"] = [str(sample) for sample in samples]
+        if params:
+            body["export_params"] = params
+        kind = f" ({EXPORT_TYPES[body['export_type']]} samples)" if "export_type" in body else ""
+        return ExportRequest(PROVIDER, body, dataset_id=dataset,
+                             summary=f"dataset {dataset}{kind} to obs:/{body['path']}")
+
+    @staticmethod
+    def create_arguments(options: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """:meth:`export_request` arguments from the magic's / CLI's options (``dataset``, ``path``, ``version``,
+        ``export_type``, ``export_format``, ``sample_state``); a one-line ConfigError for a missing or foreign one."""
+        foreign = [f"--{name.replace('_', '-')}" for name in ("bos", "sys_storage") if options.get(name)]
+        if foreign:
+            raise ConfigError(f"{', '.join(foreign)} apply to Qianfan exports; a ModelArts export takes --dataset D "
+                              "--path obs://bucket/dir/")
+        if not options.get("dataset"):
+            raise ConfigError("a ModelArts export needs --dataset DATASET_ID")
+        if not options.get("path"):
+            raise ConfigError("a ModelArts export needs --path obs://bucket/dir/ (the OBS directory to write to)")
+        fields = {name: options.get(key) for name, key in (
+            ("path", "path"), ("export_type", "export_type"), ("export_format", "export_format"),
+            ("sample_state", "sample_state"), ("version_id", "version"))}
+        return (options["dataset"],), {name: value for name, value in fields.items() if value is not None}
+
+    def submit_export(self, request: ExportRequest) -> TaskRef:
+        """Send a validated ExportTask request; the new task's reference. Not retried: a lost answer may still
+        have started the export."""
+        if not request.dataset_id:
+            raise ConfigError("a ModelArts export request needs its dataset id")
+        reply = self._send(OP_CREATE, "POST", self._tasks_url(request.dataset_id), json_body=dict(request.body))
+        body = self._checked(OP_CREATE, reply)
+        task_id = as_str(body.get("task_id"))
+        if not task_id:
+            raise self._format_error(OP_CREATE, reply)
+        return TaskRef(PROVIDER, task_id, request.dataset_id)
+
+    def create_export_task(self, dataset_id: str, **fields: Any) -> TaskRef:
+        """Start exporting ``dataset_id`` (keyword arguments as :meth:`export_request`)."""
+        return self.submit_export(self.export_request(dataset_id, **fields))
+
     # -- helpers ----------------------------------------------------------------------------------------
 
     def _tasks_url(self, dataset_id: str, task_id: str | None = None) -> str:
@@ -278,6 +402,40 @@ def endpoint_for(endpoint: str | None, region: str | None, environ: Mapping[str,
     raise ConfigError(
         f"unknown ModelArts region {region!r}: pass endpoint= or one of {', '.join(sorted(MODELARTS_REGIONS))}"
     )
+
+
+def obs_api_path(path: str) -> str:
+    """An OBS directory as the API takes it (``/bucket/dir/``) from ``obs://bucket/dir`` or ``/bucket/dir``."""
+    text = path.strip() if isinstance(path, str) else ""
+    rest = text[len("obs://"):] if text.startswith("obs://") else text[1:] if text.startswith("/") else None
+    if rest is None:
+        raise ConfigError(f"OBS path {path!r} must look like obs://bucket/dir/ (or /bucket/dir/)")
+    bucket, _, directory = rest.partition("/")
+    if not OBS_BUCKET.fullmatch(bucket):
+        raise ConfigError(f"OBS path {path!r} names no valid bucket: write obs://BUCKET/dir/ (3-63 lower-case "
+                          "letters, digits, hyphens or dots)")
+    if any(ch.isspace() or ord(ch) < 32 for ch in directory) or ".." in directory.split("/"):
+        raise ConfigError(f"OBS path {path!r} has an invalid directory part: use obs://bucket/dir/")
+    directory = "/".join(part for part in directory.split("/") if part)
+    return f"/{bucket}/{directory}/" if directory else f"/{bucket}/"
+
+
+def _choice(value: Any, allowed: Mapping[int, str], name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        options = ", ".join(f"{key} {meaning}" for key, meaning in allowed.items())
+        raise ConfigError(f"unknown {name} {value!r}: use {options}")
+    return value
+
+
+def _ratio(value: float | str) -> str:
+    """``train_sample_ratio`` as the documented string (``"0.80"``), checked to be within 0..1."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0.0 <= number <= 1.0:
+        raise ConfigError(f"train_sample_ratio must be a number between 0 and 1, got {value!r}")
+    return f"{number:.2f}"
 
 
 def _is_error_body(body: dict[str, Any]) -> bool:

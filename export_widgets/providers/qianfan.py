@@ -1,16 +1,23 @@
 """Baidu Qianfan dataset-version export tasks.
 
-Supported operation: ``POST /v2/dataset?Action=DescribeExportTask`` with body ``{"taskId": ...}``, signed with
-``bce-auth-v1``. Errors may arrive as HTTP 200 carrying ``{requestId, code, message}``; those raise too.
-Qianfan has no list-export-tasks action.
+Supported operations, both signed with ``bce-auth-v1``:
 
-Vendor reference: Qianfan console API, "获取数据集版本导出详情" (DescribeExportTask, updated 2024-09-09), and the
-``qianfan`` SDK's ``get_dataset_version_export_task_info``.
+* ``POST /v2/dataset?Action=DescribeExportTask`` with body ``{"taskId": ...}``;
+* ``POST /v2/dataset?Action=CreateExportTask`` with body ``{"versionId", "storageType", "storagePath"}``; the new
+  task id is the string in ``result`` (api-spec §5.3).
+
+Errors may arrive as HTTP 200 carrying ``{requestId, code, message}``; those raise too.
+Qianfan has no list-export-tasks action and no way to cancel an export.
+
+Vendor references: Qianfan console API, "获取数据集版本导出详情" (DescribeExportTask, updated 2024-09-09) and
+"创建数据集版本导出任务" (CreateExportTask), and the ``qianfan`` SDK's ``get_dataset_version_export_task_info`` /
+``create_dataset_version_export_task``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar
@@ -24,7 +31,7 @@ from ..config import normalise_endpoint, resolve_credentials
 from ..errors import ConfigError, ResponseFormatError, classify_error
 from ..models import ExportTask, TaskState
 from ..signing import BceAuth
-from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, TaskRef
+from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, ExportRequest, TaskRef
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEZONE", "ENV", "ERROR_CODES", "QianfanClient", "parse_export_task"]
 
@@ -47,6 +54,12 @@ ERROR_CODES = GENERIC_CODES | ErrorCodes(
     server=frozenset({"500000", "336100"}),
 )
 OP_DESCRIBE = "DescribeExportTask"
+OP_CREATE = "CreateExportTask"
+#: Dataset version ids as the console shows them: ``ds-`` and letters/digits.
+VERSION_ID = re.compile(r"ds-[A-Za-z0-9]{1,64}")
+#: BOS bucket names: 3-63 lower-case letters, digits and hyphens, starting and ending with a letter or digit.
+BOS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+STORAGE_BOS, STORAGE_SYS = "BOS", "sysStorage"
 #: Qianfan console times carry no zone; the console shows Beijing time.
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_SIGN_EXPIRATION = 300  # seconds, as the qianfan SDK
@@ -141,6 +154,54 @@ class QianfanClient(HttpClient):
                            json_body={"taskId": task})
         return parse_export_task(self._checked(reply), requested_id=task, zone=self.timezone)
 
+    def export_request(self, version_id: str, *, bos_path: str | None = None,
+                       sys_storage: bool = False) -> ExportRequest:
+        """A validated CreateExportTask body (no request sent): export dataset version ``version_id`` to
+        ``bos_path`` (``bos:/bucket/dir/``, your BOS) or to platform storage (``sys_storage=True``, the default
+        when no ``bos_path`` is given). Bad input raises a one-line ConfigError."""
+        version = version_id.strip() if isinstance(version_id, str) else ""
+        if not VERSION_ID.fullmatch(version):
+            raise ConfigError(f"Qianfan version id {version_id!r} has the wrong shape: dataset version ids look "
+                              "like ds-7a1b2c3d (the console's dataset version page shows it)")
+        if bos_path is not None and sys_storage:
+            raise ConfigError("pass either a BOS path (--bos bos:/bucket/dir/) or --sys-storage, not both")
+        if bos_path is None:
+            return ExportRequest(PROVIDER, {"versionId": version, "storageType": STORAGE_SYS},
+                                 summary=f"version {version} to platform storage")
+        path = normalise_bos_path(bos_path)
+        return ExportRequest(PROVIDER, {"versionId": version, "storageType": STORAGE_BOS, "storagePath": path},
+                             summary=f"version {version} to {path}")
+
+    @staticmethod
+    def create_arguments(options: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """:meth:`export_request` arguments from the magic's / CLI's options (``version``, ``bos``,
+        ``sys_storage``); a one-line ConfigError for an option Qianfan does not take."""
+        foreign = [f"--{name.replace('_', '-')}" for name in ("dataset", "path", "export_type", "export_format",
+                                                              "sample_state") if options.get(name) is not None]
+        if foreign:
+            raise ConfigError(f"{', '.join(foreign)} apply to ModelArts exports; a Qianfan export takes --version "
+                              "ds-... [--bos bos:/bucket/dir/ | --sys-storage]")
+        if not options.get("version"):
+            raise ConfigError("a Qianfan export needs --version ds-... (the dataset version to export)")
+        return (options["version"],), {"bos_path": options.get("bos"), "sys_storage": bool(options.get("sys_storage"))}
+
+    def submit_export(self, request: ExportRequest) -> TaskRef:
+        """Send a validated CreateExportTask; the new task's reference. Not retried: a lost answer may still
+        have started the export."""
+        reply = self._send(OP_CREATE, "POST", f"{self.base_url}/v2/dataset?Action={OP_CREATE}",
+                           json_body=dict(request.body))
+        body = reply.body if isinstance(reply.body, dict) else None
+        task_id = body.get("result") if body is not None and 200 <= reply.status < 300 else None
+        if isinstance(task_id, str) and task_id.strip() and not (body or {}).get("code"):
+            return TaskRef(PROVIDER, task_id.strip())
+        self._raise_for(reply, OP_CREATE)
+        raise self._format_error(OP_CREATE, reply)  # a 2xx answer without a task id
+
+    def create_export_task(self, version_id: str, *, bos_path: str | None = None,
+                           sys_storage: bool = False) -> TaskRef:
+        """Start exporting dataset version ``version_id`` (see :meth:`export_request` for the arguments)."""
+        return self.submit_export(self.export_request(version_id, bos_path=bos_path, sys_storage=sys_storage))
+
     def _request_id(self, reply: Reply) -> str:
         body_id = reply.body.get("requestId") if isinstance(reply.body, dict) else None
         return str(body_id or reply.headers.get("X-Bce-Request-Id", "") or "")
@@ -154,12 +215,34 @@ class QianfanClient(HttpClient):
             return result
         if ok and (body is None or not body.get("code")):
             raise self._format_error(OP_DESCRIBE, reply)
+        self._raise_for(reply, OP_DESCRIBE)
+        raise self._format_error(OP_DESCRIBE, reply)
+
+    def _raise_for(self, reply: Reply, operation: str) -> None:
+        """Raise the typed error of an error answer (HTTP error, or ``{code, message}`` inside HTTP 200)."""
+        body = reply.body if isinstance(reply.body, dict) else None
+        if 200 <= reply.status < 300 and (body is None or not body.get("code")):
+            return
         code = str((body or {}).get("code") or reply.headers.get("X-Bce-Error-Code", "") or "")
         message = str((body or {}).get("message") or reply.headers.get("X-Bce-Error-Message", "") or "")
         if not code and not message:
             message = body_snippet(reply)
-        raise classify_error(ERROR_CODES, provider=PROVIDER, operation=OP_DESCRIBE, http_status=reply.status,
+        raise classify_error(ERROR_CODES, provider=PROVIDER, operation=operation, http_status=reply.status,
                              code=code, message=message, request_id=self._request_id(reply), headers=reply.headers)
+
+
+def normalise_bos_path(path: str) -> str:
+    """``bos:/bucket/dir/`` checked (one slash after ``bos:``, a valid bucket) and ending in ``/``."""
+    text = path.strip() if isinstance(path, str) else ""
+    if not text.startswith("bos:/") or text.startswith("bos://"):
+        raise ConfigError(f"BOS path {path!r} must start with bos:/ (one slash), e.g. bos:/my-bucket/exports/")
+    bucket, _, rest = text.removeprefix("bos:/").partition("/")
+    if not BOS_BUCKET.fullmatch(bucket):
+        raise ConfigError(f"BOS path {path!r} names no valid bucket: write bos:/BUCKET/dir/ (3-63 lower-case "
+                          "letters, digits or hyphens)")
+    if any(ch.isspace() or ord(ch) < 32 for ch in rest) or "//" in rest or ".." in rest.split("/"):
+        raise ConfigError(f"BOS path {path!r} has an invalid directory part: use bos:/bucket/dir/")
+    return f"bos:/{bucket}/{rest.strip('/')}/" if rest.strip("/") else f"bos:/{bucket}/"
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
