@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from . import _http
 from .errors import ConfigError, ExportWidgetsError, Outcome, parse_retry_after
 from .models import ExportTask, TaskState
 from .providers import TaskRef, as_task_source
-from .redact import redact_text, redact_url
+from .redact import install_log_filter, redact_text, redact_url
 from .render import format_duration
 
 __all__ = ["DownloadError", "DownloadProgress", "DownloadResult", "TextDownloadView", "copy_command",
@@ -194,23 +193,6 @@ def _quote(text: str) -> str:
 
 # -- Qianfan ------------------------------------------------------------------------------------------------
 
-class _RedactUrlLogs(logging.Filter):
-    """urllib3 logs each request line (``GET /key?authorization=... HTTP/1.1``) at DEBUG: mask the query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
-            return True
-        if "?" in message or "authorization" in message.lower():
-            record.msg = re.sub(r"\?[^\s\"']*", "?***", redact_text(message))
-            record.args = None
-        return True
-
-
-_LOG_FILTER = _RedactUrlLogs()
-for _name in ("urllib3.connectionpool", "urllib3.util.retry"):  # the two that log a request's URL
-    logging.getLogger(_name).addFilter(_LOG_FILTER)
 
 
 def download_export(
@@ -487,6 +469,7 @@ class _Download:
 
 def _plain_session() -> requests.Session:
     """A session without the clients' signing auth or JSON headers: the URL is already signed."""
+    install_log_filter()  # urllib3 logs each request line, signed query included, at DEBUG
     session = requests.Session()
     session.trust_env = False
     session.headers.update({"User-Agent": _http.USER_AGENT})

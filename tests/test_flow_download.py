@@ -177,7 +177,7 @@ def test_the_signed_url_is_in_no_output_log_error_or_frame(finished, tmp_path, c
     query = (task.download_url or "").split("?", 1)[1]
     signature = query.rsplit("%2F", 1)[1]
     assert "/bos/" in caplog.text  # the request lines were logged ...
-    for secret in ("authorization=", "authorization%3D", query, signature, unquote(query)):
+    for secret in (query, signature, unquote(query), unquote(signature)):
         assert secret not in shown  # ... without their signed query
 
 
