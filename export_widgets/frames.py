@@ -21,7 +21,8 @@
     provider, task_id, polled_at (datetime64[ns, tz]), latency_ms (float), outcome (category: ok,
     transport_error, rate_limited, server_error, bad_response, auth_error, not_found, api_error, config_error,
     internal_error), error_code (category), error_message, state (category), raw_status (category),
-    progress (float), finished_samples, total_samples (Int64), size_mb (float).
+    progress (float), finished_samples, total_samples (Int64), size_mb (float), fetched_by (category: get,
+    list: the task's own status request or a list page shared with other tasks).
 
 Every frame can be saved with ``to_csv``/``to_parquet`` (:func:`to_parquet` explains a missing pyarrow).
 """
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import Outcome
-from .history import History
+from .history import FETCHED_BY, History
 from .models import SAMPLE_STATE_MEANINGS, ExportTask, SearchCondition, TaskState
 from .redact import redact_url
 
@@ -71,7 +72,7 @@ FILTER_COLUMNS = (
 )
 HISTORY_COLUMNS = (
     "provider", "task_id", "polled_at", "latency_ms", "outcome", "error_code", "error_message", "state",
-    "raw_status", "progress", "finished_samples", "total_samples", "size_mb",
+    "raw_status", "progress", "finished_samples", "total_samples", "size_mb", "fetched_by",
 )
 
 LABEL_TYPE_NAMES = {
@@ -272,6 +273,8 @@ def _one_history(h: History, tz: str) -> pd.DataFrame:
         "finished_samples": _counts(finished),
         "total_samples": _counts(total),
         "size_mb": np.frombuffer(cols["size_mb"], dtype=np.float32).astype(np.float64) if n else np.empty(0),
+        "fetched_by": pd.Categorical.from_codes(np.frombuffer(cols["fetched_by"], dtype=np.uint8).astype(np.int8)
+                                                if n else np.empty(0, np.int8), categories=list(FETCHED_BY)),
     }, columns=list(HISTORY_COLUMNS))
 
 
