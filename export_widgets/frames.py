@@ -83,6 +83,7 @@ LABEL_TYPE_NAMES = {
 }
 _STATE_DTYPE = pd.CategoricalDtype([s.value for s in TaskState])
 _OUTCOME_DTYPE = pd.CategoricalDtype([outcome.label for outcome in Outcome])
+_FETCHED_DTYPE = pd.CategoricalDtype(list(FETCHED_BY))
 
 
 def _times(values: Iterable[Any], tz: str) -> pd.Series:
@@ -273,8 +274,7 @@ def _one_history(h: History, tz: str) -> pd.DataFrame:
         "finished_samples": _counts(finished),
         "total_samples": _counts(total),
         "size_mb": np.frombuffer(cols["size_mb"], dtype=np.float32).astype(np.float64) if n else np.empty(0),
-        "fetched_by": pd.Categorical.from_codes(np.frombuffer(cols["fetched_by"], dtype=np.uint8).astype(np.int8)
-                                                if n else np.empty(0, np.int8), categories=list(FETCHED_BY)),
+        "fetched_by": pd.Categorical.from_codes(np.array(cols["fetched_by"], dtype=np.int8), dtype=_FETCHED_DTYPE),
     }, columns=list(HISTORY_COLUMNS))
 
 

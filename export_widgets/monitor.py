@@ -168,6 +168,7 @@ class ExportMonitor:
         self._rng = rng or random.Random()
         self._poller = poller
         self._batch: PollScheduler | None = None  # a sweep group that polls this monitor with others
+        self._started = start  # whether polling was asked for (start=False waits for start() or refresh())
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._finished = threading.Event()
@@ -257,12 +258,14 @@ class ExportMonitor:
     def start(self, delay: float = 0.0) -> None:
         """Begin background polling after ``delay`` seconds (for monitors made with ``start=False``)."""
         if not self.done:
+            self._started = True
             self._scheduler().schedule(self, delay)
 
     def refresh(self) -> None:
         """Poll as soon as possible (the "Refresh now" button)."""
         if not self.done:
             self._refresh_requested = True  # a poll in flight now reschedules at once instead of backing off
+            self._started = True
             self._scheduler().schedule(self, 0.0)
 
     def stop(self) -> None:
@@ -318,14 +321,15 @@ class ExportMonitor:
     def route_polls_through(self, scheduler: PollScheduler) -> None:
         """Batching hook: from now on ``scheduler`` (a :class:`~export_widgets.sweep.DatasetSweep`) decides when
         this monitor polls and fetches for it, answering many tasks with one request; it hands each answer to
-        :meth:`record`. A poll already in flight finishes and hands its next poll over (never two at once).
+        :meth:`record`. A poll already in flight finishes and hands its next poll over (never two at once); a
+        monitor made with ``start=False`` still waits for :meth:`start`.
         """
         previous = self._scheduler()
         self._batch = scheduler
         previous.cancel(self)
         if self._poll_lock.acquire(blocking=False):  # nothing in flight: any later run() sees _batch
             self._poll_lock.release()
-            if not self.done:
+            if self._started and not self.done:
                 scheduler.schedule(self, 0.0)
 
     def ready_to_poll(self) -> bool:

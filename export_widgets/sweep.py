@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .providers.base import FetchesMany, ListPage
 
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 COALESCE = 0.25
 #: Seconds a sweep waits after a "poll now" so a burst of them (a dashboard's Refresh all) makes one sweep.
 GATHER_S = 0.02
+#: Answers booked between two offers of the GIL to other threads (the kernel's among them).
+YIELD_EVERY = 20
 #: A server that keeps answering full pages must not keep one sweep reading forever.
 MAX_PAGES_PER_SWEEP = 1000
 
@@ -232,9 +234,11 @@ class DatasetSweep:
             latency = time.perf_counter() - started
             self._count("list")
             self._learn(listed)
-            for task in listed.tasks:
+            for i, task in enumerate(listed.tasks):
                 for monitor in unseen.pop(task.task_id, ()):
                     self._answered(monitor, monitor.record(task, latency=latency, fetched_by="list"))
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    time.sleep(0)  # let the kernel's thread in: a page books up to 100 answers in one go
             if _ends_list(listed, self.page_size):
                 break
             page += 1
@@ -323,7 +327,7 @@ class _Get:
 
 def _schedule_on(poller: Poller, job: Job, delay: float) -> bool:
     """``poller.schedule`` as a bool (False: the poller is shut down; older pollers return None for "done")."""
-    scheduled: Any = poller.schedule(job, delay)
+    scheduled: Any = cast(Any, poller).schedule(job, delay)  # a Poller before it reported shut-downs: None
     return scheduled is not False and not getattr(poller, "_closed", False)
 
 
@@ -344,27 +348,33 @@ def _forget(sweep: DatasetSweep) -> None:
 
 
 def batch_monitors(monitors: Iterable[ExportMonitor]) -> list[DatasetSweep]:
-    """Route every monitor whose client can answer many tasks at once (:class:`FetchesMany`) through the
-    :class:`DatasetSweep` of its poller, client and dataset; the others keep polling on their own.
+    """Route the monitors whose client can answer many tasks at once (:class:`FetchesMany`) through the
+    :class:`DatasetSweep` of their poller, client and dataset; the others keep polling on their own.
 
-    Returns the sweeps used. Monitors of the same dataset made by different calls share one sweep.
+    A dataset gets a sweep when two or more of its tasks are watched (here, or by an earlier call whose sweep
+    is still running); a lone task keeps its own request, exactly as without batching. Returns the sweeps used.
     """
-    used: dict[int, DatasetSweep] = {}
+    candidates: dict[tuple[int, int, str], list[ExportMonitor]] = {}
     for monitor in monitors:
         client, dataset = monitor.client, monitor.ref.dataset_id
         if monitor.done or dataset is None or not isinstance(client, FetchesMany):
             continue
-        poller = monitor.poller
-        key = (id(poller), id(client), dataset)
+        candidates.setdefault((id(monitor.poller), id(client), dataset), []).append(monitor)
+    used: list[DatasetSweep] = []
+    for key, members in candidates.items():
+        first = members[0]
         with _sweeps_lock:
             sweep = _sweeps.get(key)
-            if sweep is None or sweep.poller is not poller or sweep.client is not client:
-                sweep = _sweeps[key] = DatasetSweep(client, dataset, poller, provider=monitor.provider)
+            if sweep is None or sweep.poller is not first.poller or sweep.client is not first.client:
+                if len(members) < 2:
+                    continue
+                sweep = _sweeps[key] = DatasetSweep(first.client, key[2], first.poller, provider=first.provider)
             with sweep._lock:
-                sweep._members.add(monitor)  # a member before it is routed: the sweep is not forgotten meanwhile
-        monitor.route_polls_through(sweep)
-        used[id(sweep)] = sweep
-    return list(used.values())
+                sweep._members.update(members)  # members before they are routed: the sweep is not forgotten
+        for monitor in members:
+            monitor.route_polls_through(sweep)
+        used.append(sweep)
+    return used
 
 
 def sweeps() -> list[DatasetSweep]:

@@ -62,7 +62,11 @@ def _group(sim, task_ids, *, dataset=DATASET, client=None, **kw):
                 for task_id in task_ids]
     group = MonitorGroup(monitors)
     assert len(group.sweeps) == 1
-    return group, group.sweeps[0], poller
+    sweep = group.sweeps[0]
+    assert not sweep._due  # made with start=False: nothing is polled before start()
+    for monitor in group:
+        monitor.start()
+    return group, sweep, poller
 
 
 def _sweep(group, sweep, poller, *, refresh=True):
@@ -87,7 +91,7 @@ def test_many_tasks_of_one_dataset_are_answered_by_pages(empty_sim):
     _add(empty_sim, 250)
     group, sweep, poller = _group(empty_sim, [f"T{i:05d}" for i in range(250)])
     assert sweep.page_size == 100
-    _sweep(group, sweep, poller, refresh=False)  # the members were scheduled when they joined
+    _sweep(group, sweep, poller, refresh=False)  # the members were started (scheduled) by _group
     assert _counts(empty_sim) == (3, 0)  # 250 tasks: pages 0, 1, 2 and not one status call
     assert all(len(m.history) == 1 and m.history.row(-1).fetched_by == "list" for m in group)
     assert all(m.latest.state is TaskState.RUNNING for m in group)
@@ -127,12 +131,22 @@ def test_few_tasks_in_a_big_dataset_use_status_calls(empty_sim):
     group.stop()
 
 
-def test_one_task_in_a_dataset_is_asked_directly(empty_sim):
+def test_a_lone_task_keeps_its_own_request_and_later_ones_join_a_sweep(empty_sim):
     _add(empty_sim, 50)
-    group, sweep, poller = _group(empty_sim, ["T00007"])
-    _sweep(group, sweep, poller, refresh=False)
-    assert _counts(empty_sim) == (0, 1)
-    group.stop()
+    poller, client = ManualPoller(), empty_sim.modelarts_client()
+
+    def monitor(task_id):
+        return ExportMonitor(client, task_id, DATASET, clock=empty_sim.clock.now, poller=poller)
+
+    alone = MonitorGroup([monitor("T00007")])
+    assert alone.sweeps == [] and poller.jobs == [alone[0]]  # scheduled on the poller, exactly as before
+    pair = MonitorGroup([monitor("T00008"), monitor("T00009")])
+    late = MonitorGroup([monitor("T00010")])
+    assert len(pair.sweeps) == 1 and late.sweeps == pair.sweeps and len(pair.sweeps[0]) == 3
+    pair.sweeps[0].run()
+    assert _counts(empty_sim) == (1, 0)  # one page answered the three of them
+    for group in (alone, pair, late):
+        group.stop()
 
 
 def test_a_task_missing_from_the_pages_gets_one_status_call(empty_sim):
@@ -227,7 +241,7 @@ def test_history_eta_and_changes_per_task_as_with_status_calls(empty_sim):
             break
         empty_sim.clock.advance(1)
     assert group.done and all(m.status == "finished" for m in group)
-    for batched, alone in zip(group, solo):
+    for batched, alone in zip(group, solo, strict=True):
         # Same task shape, same poll instants: the same rows, the same figures, the same changes.
         assert [(r.state, r.progress, r.finished_samples) for r in batched.history] == \
             [(r.state, r.progress, r.finished_samples) for r in alone.history]
