@@ -170,10 +170,12 @@ class DatasetSweep:
 
     # -- the poller job ---------------------------------------------------------------------------------
 
-    def run(self) -> float | None:
-        """One sweep; returns the seconds until the earliest member is due (None when none is)."""
+    def run(self) -> None:
+        """One sweep. It schedules its next run itself, at the earliest member's due time, so a member made
+        due while it runs (a refresh) is never lost to the poller's own rescheduling."""
         if not self._run_lock.acquire(blocking=False):
-            return None  # a sweep is running; it reschedules itself
+            return  # a sweep is running: it collects what is due under the lock, then schedules itself
+        due: list[ExportMonitor] = []
         try:
             now = time.monotonic()
             with self._lock:
@@ -183,21 +185,18 @@ class DatasetSweep:
                 for monitor in due:
                     del self._due[monitor]
                 self._in_flight.update(due)
-            try:
-                self._sweep(due)
-            except Exception as exc:  # noqa: BLE001 - a bug here must not leave monitors without a poll
-                log.error("export_widgets: sweep of dataset %s failed", self.dataset_id, exc_info=exc)
-                for monitor in due:
-                    if monitor in self._in_flight:
-                        self._answered(monitor, monitor.record(exc, latency=0.0, fetched_by="list"))
+            self._sweep(due)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not leave monitors without a poll
+            log.error("export_widgets: sweep of dataset %s failed", self.dataset_id, exc_info=exc)
+            for monitor in due:
+                if monitor in self._in_flight:
+                    self._answered(monitor, monitor.record(exc, latency=0.0, fetched_by="list"))
         finally:
+            self._run_lock.release()
             with self._lock:
                 self._running = False
-                now = time.monotonic()
-                delay = max(0.0, min(self._due.values()) - now) if self._due else None
-                self._wake = None if delay is None else now + delay
-            self._run_lock.release()
-        return delay
+                if self._due:
+                    self._wake_by(min(self._due.values()), time.monotonic())
 
     def fail(self, error: BaseException) -> None:
         """Poller hook: this sweep will not run again (the poller shut down): tell every member."""
