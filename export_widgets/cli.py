@@ -111,8 +111,10 @@ def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
         group = MonitorGroup(ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval,
                                            timeout=watch_timeout) for ref in _refs(client, args))
         TextView(group.monitors, stream=out)
-        group.wait(stop_on_interrupt=True)
-        group.stop()
+        try:
+            group.wait(stop_on_interrupt=True, reraise=True)
+        finally:  # Ctrl-C: stop polling, then main() reports "interrupted" and exits 130
+            group.stop()
     finally:
         client.close()
     tasks = [m.latest for m in group if m.latest is not None]
