@@ -465,16 +465,19 @@ class ExportMonitor:
         return self.record(answer, at=now, latency=time.perf_counter() - started)
 
     def record(self, answer: ExportTask | BaseException, *, latency: float, at: float | None = None,
-               fetched_by: str = "get") -> float | None:
+               fetched_by: str = "get", defer_callbacks: bool = False) -> float | None:
         """Book one fetched answer, exactly as :meth:`poll_once` does after its own fetch: a history row, change
         detection and callbacks, backoff on errors, the end on a terminal state or a permanent error. Returns
         the seconds until the next poll (None when ended).
 
         ``at`` is the wall-clock time the request was sent (default: now), ``latency`` its duration,
         ``fetched_by`` ``"get"`` (the task's own request) or ``"list"`` (a page shared with other tasks; a failed
-        page is recorded as a failed poll of every task it was meant to answer).
+        page is recorded as a failed poll of every task it was meant to answer). With ``defer_callbacks`` the
+        callbacks wait for :meth:`deliver` (a sweep calls it after giving its request slot back).
         """
         now, mono = (self._clock() if at is None else at), self._mono()
+        if defer_callbacks:
+            self._deferring.on = True
         try:
             if isinstance(answer, BaseException):
                 return self._after_error(now, mono, latency, answer, fetched_by)
@@ -482,6 +485,9 @@ class ExportMonitor:
         except Exception as exc:  # noqa: BLE001 - recording failed (a full history, a bug): polling cannot go on
             self._fail_internal(exc)
             return None
+        finally:
+            if defer_callbacks:
+                self._deferring.on = False
 
     def _fetch(self) -> ExportTask:
         return self._source.fetch(self.ref)

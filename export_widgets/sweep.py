@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from .providers.base import FetchesMany, ListPage
 
 if TYPE_CHECKING:
+    from .models import ExportTask
     from .monitor import ExportMonitor
     from .poller import Job, Poller
 
@@ -128,6 +129,7 @@ class DatasetSweep:
         self._in_flight: set[ExportMonitor] = set()
         self._rerun: set[ExportMonitor] = set()  # refreshed while in flight: poll again at once
         self._running = False
+        self._to_deliver: list[ExportMonitor] = []  # answered, callbacks not yet run
         self._wake: float | None = None  # when the poller runs this sweep next (None: not scheduled)
         self._total: int | None = None
         self._seen: dict[str, _Seen] = {}
@@ -171,8 +173,23 @@ class DatasetSweep:
     # -- the poller job ---------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """One sweep. It schedules its next run itself, at the earliest member's due time, so a member made
-        due while it runs (a refresh) is never lost to the poller's own rescheduling."""
+        """One sweep, callbacks included (for pollers that do not call :meth:`deliver`)."""
+        try:
+            self.run_in_slot()
+        finally:
+            self.deliver()
+
+    def deliver(self) -> None:
+        """Run the members' callbacks held back by the last sweep (the poller calls this outside the slot)."""
+        with self._lock:
+            answered, self._to_deliver = self._to_deliver, []
+        for monitor in answered:
+            monitor.deliver()
+
+    def run_in_slot(self) -> None:
+        """One sweep; callbacks wait for :meth:`deliver`. It schedules its next run itself, at the earliest
+        member's due time, so a member made due while it runs (a refresh) is never lost to the poller's own
+        rescheduling."""
         if not self._run_lock.acquire(blocking=False):
             return  # a sweep is running: it collects what is due under the lock, then schedules itself
         due: list[ExportMonitor] = []
@@ -190,7 +207,7 @@ class DatasetSweep:
             log.error("export_widgets: sweep of dataset %s failed", self.dataset_id, exc_info=exc)
             for monitor in due:
                 if monitor in self._in_flight:
-                    self._answered(monitor, monitor.record(exc, latency=0.0, fetched_by="list"))
+                    self._answered(monitor, self._record(monitor, exc, 0.0, "list"))
         finally:
             self._run_lock.release()
             with self._lock:
@@ -228,14 +245,14 @@ class DatasetSweep:
                 self._count("list")
                 for monitors in unseen.values():
                     for monitor in monitors:
-                        self._answered(monitor, monitor.record(exc, latency=latency, fetched_by="list"))
+                        self._answered(monitor, self._record(monitor, exc, latency, "list"))
                 return
             latency = time.perf_counter() - started
             self._count("list")
             self._learn(listed)
             for i, task in enumerate(listed.tasks):
                 for monitor in unseen.pop(task.task_id, ()):
-                    self._answered(monitor, monitor.record(task, latency=latency, fetched_by="list"))
+                    self._answered(monitor, self._record(monitor, task, latency, "list"))
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     time.sleep(0)  # let the kernel's thread in: a page books up to 100 answers in one go
             if _ends_list(listed, self.page_size):
@@ -246,11 +263,28 @@ class DatasetSweep:
             if not _schedule_on(self.poller, _Get(self, monitor, self.provider), 0.0):
                 self._answered(monitor, None)
         if rest:
-            self._get(rest[-1])  # the last one here: a lone task costs no extra hand-off
+            self._get(rest[-1])  # the last one here: saves a hand-off
 
     def _get(self, monitor: ExportMonitor) -> None:
+        """One status request for ``monitor``'s task (what its own poll would send), booked as its answer."""
+        if not monitor.ready_to_poll():
+            self._answered(monitor, None)
+            return
+        started = time.perf_counter()
+        answer: ExportTask | Exception
+        try:
+            answer = self.client.fetch(monitor.ref)
+        except Exception as exc:  # noqa: BLE001 - every failure is the task's failed poll
+            answer = exc
         self._count("get")
-        self._answered(monitor, monitor.poll_once())
+        self._answered(monitor, self._record(monitor, answer, time.perf_counter() - started, "get"))
+
+    def _record(self, monitor: ExportMonitor, answer: ExportTask | BaseException, latency: float,
+                fetched_by: str) -> float | None:
+        delay = monitor.record(answer, latency=latency, fetched_by=fetched_by, defer_callbacks=True)
+        with self._lock:
+            self._to_deliver.append(monitor)
+        return delay
 
     def _count(self, kind: str) -> None:
         with self._lock:
@@ -315,7 +349,16 @@ class _Get:
     provider: str
 
     def run(self) -> None:
+        try:
+            self.run_in_slot()
+        finally:
+            self.deliver()
+
+    def run_in_slot(self) -> None:
         self.sweep._get(self.monitor)
+
+    def deliver(self) -> None:
+        self.monitor.deliver()
 
     def fail(self, error: BaseException) -> None:
         self.sweep._answered(self.monitor, None)

@@ -353,3 +353,15 @@ def test_history_stays_small_per_poll():
         history.record_task(float(i), 0.01, task, fetched_by="list" if i % 2 else "get")
     assert history.nbytes() / len(history) <= 150
     assert [history.row(i).fetched_by for i in range(2)] == ["get", "list"]
+
+
+def test_callbacks_wait_until_the_sweep_gives_its_request_slot_back(empty_sim):
+    _add(empty_sim, 5)
+    group, sweep, poller = _group(empty_sim, [f"T{i:05d}" for i in range(5)])
+    seen: list[str] = []
+    group.on_update(lambda monitor: seen.append(monitor.task_id))
+    sweep.run_in_slot()  # what the poller runs while it holds one of the provider's request slots
+    assert seen == [] and all(len(m.history) == 1 for m in group)
+    sweep.deliver()  # what it runs after giving the slot back
+    assert sorted(seen) == [f"T{i:05d}" for i in range(5)]
+    group.stop()
