@@ -18,15 +18,16 @@ from pathlib import Path
 
 from . import bench_download, bench_history, bench_import, bench_poll, bench_sweep, bench_widget
 
-SUITES = {"poll": bench_poll, "sweep": bench_sweep, "history": bench_history, "widget": bench_widget,
-          "import": bench_import, "download": bench_download}
+SUITES = {"poll": bench_poll.run, "sweep": bench_sweep.run, "batch": bench_sweep.run_batched,
+          "history": bench_history.run, "widget": bench_widget.run, "import": bench_import.run,
+          "download": bench_download.run}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _table(rows: list[list[str]]) -> str:
     headers = ["benchmark", "median", "min–max", "target", "met", "note"]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.extend(suite.run(quick=args.quick))
+        results.extend(suite(quick=args.quick))
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     header = f"{datetime.now(timezone.utc):%Y-%m-%d}, {machine}, {time.monotonic() - started:.0f} s"
     print(f"\n{header}\n\n{_table([r.row() for r in results])}")

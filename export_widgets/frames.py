@@ -24,7 +24,8 @@
     provider, task_id, polled_at (datetime64[ns, tz]), latency_ms (float), outcome (category: ok,
     transport_error, rate_limited, server_error, bad_response, auth_error, not_found, api_error, config_error,
     internal_error), error_code (category), error_message, state (category), raw_status (category),
-    progress (float), finished_samples, total_samples (Int64), size_mb (float).
+    progress (float), finished_samples, total_samples (Int64), size_mb (float), fetched_by (category: get,
+    list: the task's own status request or a list page shared with other tasks).
 
 Every frame can be saved with ``to_csv``/``to_parquet`` (:func:`to_parquet` explains a missing pyarrow).
 """
@@ -39,7 +40,7 @@ import pandas as pd
 
 from .display import DisplayState, describe
 from .errors import Outcome
-from .history import History
+from .history import FETCHED_BY, History
 from .models import SAMPLE_STATE_MEANINGS, ExportTask, SearchCondition, TaskState
 from .redact import redact_url
 
@@ -75,7 +76,7 @@ FILTER_COLUMNS = (
 )
 HISTORY_COLUMNS = (
     "provider", "task_id", "polled_at", "latency_ms", "outcome", "error_code", "error_message", "state",
-    "raw_status", "progress", "finished_samples", "total_samples", "size_mb",
+    "raw_status", "progress", "finished_samples", "total_samples", "size_mb", "fetched_by",
 )
 
 LABEL_TYPE_NAMES = {
@@ -86,6 +87,7 @@ LABEL_TYPE_NAMES = {
 }
 _STATE_DTYPE = pd.CategoricalDtype([s.value for s in TaskState])
 _OUTCOME_DTYPE = pd.CategoricalDtype([outcome.label for outcome in Outcome])
+_FETCHED_DTYPE = pd.CategoricalDtype(list(FETCHED_BY))
 _DISPLAY_DTYPE = pd.CategoricalDtype([s.value for s in DisplayState], ordered=True)  # attention order
 
 
@@ -280,6 +282,7 @@ def _one_history(h: History, tz: str) -> pd.DataFrame:
         "finished_samples": _counts(finished),
         "total_samples": _counts(total),
         "size_mb": _float32_values(cols.size_mb, n),
+        "fetched_by": pd.Categorical.from_codes(np.array(cols.fetched_by, dtype=np.int8), dtype=_FETCHED_DTYPE),
     }, columns=list(HISTORY_COLUMNS))
     return frame
 

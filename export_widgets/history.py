@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from .errors import Outcome
 from .models import ExportTask, TaskState
 
-__all__ = ["History", "HistoryColumns", "Outcome", "PollRecord"]
+__all__ = ["FETCHED_BY", "History", "HistoryColumns", "Outcome", "PollRecord"]
+
+#: How a poll's answer was fetched: its own status request, or a list page shared with other tasks.
+FETCHED_BY = ("get", "list")
 
 
 _STATES = tuple(TaskState)
@@ -41,6 +44,7 @@ class PollRecord:
     finished_samples: int | None
     total_samples: int | None
     size_mb: float | None
+    fetched_by: str = "get"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class HistoryColumns:
     finished: array[int]
     total: array[int]
     size_mb: array[float]
+    fetched_by: array[int]  # index into FETCHED_BY
     codes: list[str | None]
     statuses: list[str | None]
     messages: dict[int, str]
@@ -102,6 +107,7 @@ class History:
         self.finished = array("q")  # -1 = unknown
         self.total = array("q")
         self.size_mb = array("f")
+        self.fetched_by = array("B")  # index into FETCHED_BY
         self.codes = _Interner()
         self.statuses = _Interner()
         self.messages: dict[int, str] = {}  # row -> error message, failed polls only
@@ -109,20 +115,22 @@ class History:
     def __len__(self) -> int:
         return len(self.polled_at)
 
-    def record_task(self, polled_at: float, latency_s: float | None, task: ExportTask) -> None:
-        """Append a successful poll."""
+    def record_task(self, polled_at: float, latency_s: float | None, task: ExportTask, *,
+                    fetched_by: str = "get") -> None:
+        """Append a successful poll (``fetched_by``: ``"get"`` or ``"list"``, see :data:`FETCHED_BY`)."""
         with self._lock:
-            self._append(polled_at, latency_s, Outcome.OK, None, task)
+            self._append(polled_at, latency_s, Outcome.OK, None, task, fetched_by)
 
     def record_error(self, polled_at: float, latency_s: float | None, outcome: Outcome, code: str | None,
-                     message: str) -> None:
+                     message: str, *, fetched_by: str = "get") -> None:
         """Append a failed poll (the error is kept, not dropped)."""
         with self._lock:
             self.messages[len(self.polled_at)] = message
-            self._append(polled_at, latency_s, outcome, code or None, None)
+            self._append(polled_at, latency_s, outcome, code or None, None, fetched_by)
 
     def _append(self, polled_at: float, latency_s: float | None, outcome: Outcome, code: str | None,
-                task: ExportTask | None) -> None:
+                task: ExportTask | None, fetched_by: str) -> None:
+        self.fetched_by.append(FETCHED_BY.index(fetched_by))
         self.latency_s.append(math.nan if latency_s is None else latency_s)
         self.outcome.append(outcome)
         self.error_code.append(self.codes.code(code if task is None else task.error_code))
@@ -150,8 +158,8 @@ class History:
                 polled_at=self.polled_at[:n], latency_s=self.latency_s[:n], outcome=self.outcome[:n],
                 error_code=self.error_code[:n], state=self.state[:n], raw_status=self.raw_status[:n],
                 progress=self.progress[:n], finished=self.finished[:n], total=self.total[:n],
-                size_mb=self.size_mb[:n], codes=list(self.codes.values), statuses=list(self.statuses.values),
-                messages=dict(self.messages),
+                size_mb=self.size_mb[:n], fetched_by=self.fetched_by[:n], codes=list(self.codes.values),
+                statuses=list(self.statuses.values), messages=dict(self.messages),
             )
 
     def progress_points(self) -> tuple[array[float], array[float]]:
@@ -182,6 +190,7 @@ class History:
                 finished_samples=None if self.finished[i] == _NO_COUNT else self.finished[i],
                 total_samples=None if self.total[i] == _NO_COUNT else self.total[i],
                 size_mb=None if math.isnan(size) else float(size),
+                fetched_by=FETCHED_BY[self.fetched_by[i]],
             )
 
     def __iter__(self) -> Iterator[PollRecord]:
@@ -191,7 +200,7 @@ class History:
     def nbytes(self) -> int:
         """Bytes held by the columns (excluding the small interning tables and error messages)."""
         columns = (self.polled_at, self.latency_s, self.outcome, self.error_code, self.state, self.raw_status,
-                   self.progress, self.finished, self.total, self.size_mb)
+                   self.progress, self.finished, self.total, self.size_mb, self.fetched_by)
         return sum(col.buffer_info()[1] * col.itemsize for col in columns)
 
     def __repr__(self) -> str:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .download import DownloadResult
+    from .sweep import PollScheduler
 
 __all__ = ["Backoff", "ExportMonitor", "MonitorGroup", "MonitorStatus", "watch", "watch_many"]
 
@@ -201,6 +202,8 @@ class ExportMonitor:
         self._mono = monotonic or (time.monotonic if clock is time.time else clock)
         self._rng = rng or random.Random()
         self._poller = poller
+        self._batch: PollScheduler | None = None  # a sweep group that polls this monitor with others
+        self._started = start  # whether polling was asked for (start=False waits for start() or refresh())
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._finished = threading.Event()
@@ -268,6 +271,13 @@ class ExportMonitor:
         return self._last_change_at
 
     @property
+    def poller(self) -> Poller:
+        """The poller this monitor's requests run on (shared by default)."""
+        if self._poller is None:
+            self._poller = default_poller()
+        return self._poller
+
+    @property
     def next_poll_at(self) -> float | None:
         """Epoch seconds (monitor clock) of the next scheduled poll; None when none is scheduled."""
         return self._next_poll_at
@@ -314,12 +324,14 @@ class ExportMonitor:
     def start(self, delay: float = 0.0) -> None:
         """Begin background polling after ``delay`` seconds (for monitors made with ``start=False``)."""
         if not self.done:
+            self._started = True
             self._schedule(delay)
 
     def refresh(self) -> None:
         """Poll as soon as possible (the "Refresh now" button)."""
         if not self.done:
             self._refresh_requested = True  # a poll in flight now reschedules at once instead of backing off
+            self._started = True
             self._schedule(0.0)
 
     def configure(self, *, interval: float | None = None, timeout: float | None = None) -> None:
@@ -405,19 +417,51 @@ class ExportMonitor:
         giving the request slot back, so a slow callback never holds the provider's budget)."""
         if not self._poll_lock.acquire(blocking=False):
             return None  # already polling; that run schedules the next one
+        delay: float | None = 0.0  # when a sweep group took over before this run: it polls at once
         self._deferring.on = True
         try:
-            self._refresh_requested = False
-            delay = self.poll_once()
+            batch = self._batch
+            if batch is None:
+                self._refresh_requested = False
+                delay = self.poll_once()
+                batch = self._batch  # read under the poll lock: see route_polls_through
         except BaseException as exc:  # noqa: B036 - poll_once guards itself; this is the last line
             self._fail_internal(exc)
             return None
         finally:
             self._deferring.on = False
             self._poll_lock.release()
+        if batch is not None:  # a sweep group polls this monitor now: hand it the next poll
+            if delay is not None and not self.done:
+                self._schedule(0.0 if self._refresh_requested else delay)  # _scheduler() is the sweep now
+            return None
         if self.done:  # stop() may have come while the request was in flight
             return None
         return 0.0 if self._refresh_requested else delay
+
+    def route_polls_through(self, scheduler: PollScheduler) -> None:
+        """Batching hook: from now on ``scheduler`` (a :class:`~export_widgets.sweep.DatasetSweep`) decides when
+        this monitor polls and fetches for it, answering many tasks with one request; it hands each answer to
+        :meth:`record`. A poll already in flight finishes and hands its next poll over (never two at once); a
+        monitor made with ``start=False`` still waits for :meth:`start`.
+        """
+        previous = self._scheduler()
+        self._batch = scheduler
+        previous.cancel(self)
+        if self._poll_lock.acquire(blocking=False):  # nothing in flight: any later run() sees _batch
+            self._poll_lock.release()
+            if self._started and not self.done:
+                scheduler.schedule(self, 0.0)
+
+    def ready_to_poll(self) -> bool:
+        """Whether a poll should happen now (for a sweep group, before it fetches): False once the monitor
+        has ended; a monitor past its timeout ends here, as :meth:`poll_once` does before fetching."""
+        if self.done:
+            return False
+        if self._timed_out(self._mono()):
+            self._finish(MonitorStatus.TIMED_OUT)
+            return False
+        return True
 
     def deliver(self) -> None:
         """Run the callbacks held back by :meth:`run_in_slot`, in order."""
@@ -428,33 +472,48 @@ class ExportMonitor:
 
     def poll_once(self) -> float | None:
         """Fetch the task once, record it, notify, and return the seconds until the next poll (or None)."""
-        if self.done:
+        if not self.ready_to_poll():
             return None
-        now, mono = self._clock(), self._mono()
-        if self._timed_out(mono):
-            self._finish(MonitorStatus.TIMED_OUT)
-            return None
+        now = self._clock()
         started = time.perf_counter()
+        answer: ExportTask | Exception
         try:
-            task = self._fetch()
+            answer = self._fetch()
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none escapes the thread
-            failure: Exception | None = exc
-        else:
-            failure = None
-        latency = time.perf_counter() - started
+            answer = exc
+        return self.record(answer, at=now, latency=time.perf_counter() - started)
+
+    def record(self, answer: ExportTask | BaseException, *, latency: float, at: float | None = None,
+               fetched_by: str = "get", defer_callbacks: bool = False) -> float | None:
+        """Book one fetched answer, exactly as :meth:`poll_once` does after its own fetch: a history row, change
+        detection and callbacks, backoff on errors, the end on a terminal state or a permanent error. Returns
+        the seconds until the next poll (None when ended).
+
+        ``at`` is the wall-clock time the request was sent (default: now), ``latency`` its duration,
+        ``fetched_by`` ``"get"`` (the task's own request) or ``"list"`` (a page shared with other tasks; a failed
+        page is recorded as a failed poll of every task it was meant to answer). With ``defer_callbacks`` the
+        callbacks wait for :meth:`deliver` (a sweep calls it after giving its request slot back).
+        """
+        now, mono = (self._clock() if at is None else at), self._mono()
+        if defer_callbacks:
+            self._deferring.on = True
         try:
-            if failure is not None:
-                return self._after_error(now, mono, latency, failure)
-            return self._after_answer(now, mono, latency, task)
+            if isinstance(answer, BaseException):
+                return self._after_error(now, mono, latency, answer, fetched_by)
+            return self._after_answer(now, mono, latency, answer, fetched_by)
         except Exception as exc:  # noqa: BLE001 - recording failed (a full history, a bug): polling cannot go on
             self._fail_internal(exc)
             return None
+        finally:
+            if defer_callbacks:
+                self._deferring.on = False
 
     def _fetch(self) -> ExportTask:
         return self._source.fetch(self.ref)
 
-    def _after_answer(self, now: float, mono: float, latency: float, task: ExportTask) -> float | None:
-        self.history.record_task(now, latency, task)
+    def _after_answer(self, now: float, mono: float, latency: float, task: ExportTask,
+                      fetched_by: str = "get") -> float | None:
+        self.history.record_task(now, latency, task, fetched_by=fetched_by)
         self._reached()
         previous, self._latest = self._latest, task
         self._consecutive_errors = 0
@@ -471,7 +530,8 @@ class ExportMonitor:
         self._notify_update()
         return delay
 
-    def _after_error(self, now: float, mono: float, latency: float, exc: BaseException) -> float | None:
+    def _after_error(self, now: float, mono: float, latency: float, exc: BaseException,
+                     fetched_by: str = "get") -> float | None:
         outcome, permanent = _outcome_of(exc)
         message = one_line(exc)
         if outcome is Outcome.NOT_FOUND and self._latest is None and mono - self._started_mono < self.not_found_grace:
@@ -482,7 +542,7 @@ class ExportMonitor:
             message = f"internal error ({type(exc).__name__}): {message}"
         answered = isinstance(exc, APIError)
         code = exc.code if isinstance(exc, APIError) else None
-        self.history.record_error(now, latency if answered else None, outcome, code, message)
+        self.history.record_error(now, latency if answered else None, outcome, code, message, fetched_by=fetched_by)
         self._last_poll_error = message
         if answered:
             self._reached()
@@ -605,10 +665,8 @@ class ExportMonitor:
         log.error("export_widgets: callback %r of %s raised %s (logged once; polling goes on)", callback,
                   self.task_id, type(exc).__name__, exc_info=exc)
 
-    def _scheduler(self) -> Poller:
-        if self._poller is None:
-            self._poller = default_poller()
-        return self._poller
+    def _scheduler(self) -> Poller | PollScheduler:
+        return self.poller if self._batch is None else self._batch
 
     def __repr__(self) -> str:
         task = self._latest
@@ -670,10 +728,21 @@ if hasattr(os, "register_at_fork"):
 
 
 class MonitorGroup:
-    """Several monitors watched as one (a dashboard's engine). They share the poller and its budget."""
+    """Several monitors watched as one (a dashboard's engine). They share the poller and its budget.
 
-    def __init__(self, monitors: Iterable[ExportMonitor]) -> None:
+    With ``batch`` (the default), monitors of one client and dataset whose provider can list many tasks at once
+    (ModelArts) are polled together by a :class:`~export_widgets.sweep.DatasetSweep`: a few list pages instead
+    of one request per task, when that is cheaper. Each monitor keeps its own history, backoff and callbacks.
+    """
+
+    def __init__(self, monitors: Iterable[ExportMonitor], *, batch: bool = True) -> None:
         self.monitors: list[ExportMonitor] = list(monitors)
+        #: The :class:`~export_widgets.sweep.DatasetSweep` objects polling members together (empty without batch).
+        self.sweeps: list[Any] = []
+        if batch:
+            from .sweep import batch_monitors
+
+            self.sweeps = list(batch_monitors(self.monitors))
 
     def __len__(self) -> int:
         return len(self.monitors)
@@ -750,11 +819,15 @@ def watch(client: Any, task_id: str, dataset_id: str | None = None, interval: fl
 
 
 def watch_many(targets: Sequence[tuple[Any, str] | tuple[Any, str, str | None]], interval: float | None = None,
-               timeout: float | None = None, **options: Any) -> MonitorGroup:
-    """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``."""
+               timeout: float | None = None, *, batch: bool = True, **options: Any) -> MonitorGroup:
+    """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``.
+
+    ``batch``: poll the tasks of one ModelArts client and dataset together with list pages where that takes
+    fewer requests (see :class:`MonitorGroup`); False keeps one request per task.
+    """
     monitors = []
     for target in targets:
         client, task_id, *rest = target
         monitors.append(ExportMonitor(client, task_id, rest[0] if rest else None, interval=interval,
                                       timeout=timeout, **options))
-    return MonitorGroup(monitors)
+    return MonitorGroup(monitors, batch=batch)

@@ -123,7 +123,7 @@ def test_history_frame_columns_dtypes_and_values():
         "provider": "category", "task_id": "category", "polled_at": "datetime64[ns, UTC]",
         "latency_ms": "float64", "outcome": "category", "error_code": "category", "error_message": "string",
         "state": "category", "raw_status": "category", "progress": "float64", "finished_samples": "Int64",
-        "total_samples": "Int64", "size_mb": "float64",
+        "total_samples": "Int64", "size_mb": "float64", "fetched_by": "category",
     }
     assert list(frame["outcome"]) == ["ok", "transport_error", "rate_limited", "ok"]
     assert list(frame["state"].astype(object).where(frame["state"].notna(), None)) == \

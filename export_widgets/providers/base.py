@@ -8,11 +8,12 @@ Adding a provider is one module with a client class plus one line in :mod:`expor
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from ..errors import ExportWidgetsError
     from ..models import ExportTask
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "EnvNames",
     "ErrorCodes",
     "ExportRequest",
+    "FetchesMany",
     "GENERIC_CODES",
+    "ListPage",
     "ListsTasks",
     "ProviderClient",
     "TaskRef",
@@ -194,4 +197,39 @@ class CreatesExports(Protocol):
 
     def create_export_task(self, *args: Any, **kwargs: Any) -> TaskRef:
         """``submit_export(export_request(...))``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a dataset's export-task list: the tasks on it and the dataset's total at that moment."""
+
+    page: int
+    tasks: tuple[ExportTask, ...]
+    #: How many tasks the dataset has in all (None when the server did not say).
+    total_count: int | None
+
+
+@runtime_checkable
+class FetchesMany(Protocol):
+    """Optional operation: answer many tasks of one dataset with few requests (list pages).
+
+    A poller groups due tasks per (client, dataset) and uses :meth:`list_page` and :meth:`fetch` by a cost
+    estimate; :meth:`fetch_many` is the same idea as one call. Providers without a list operation (Qianfan's v2
+    API has none) simply do not implement this and keep one request per task.
+    """
+
+    #: Tasks per page (the most the list operation allows, so pages are as few as possible).
+    page_size: ClassVar[int]
+
+    def list_page(self, dataset_id: str, page: int) -> ListPage:
+        """Page ``page`` (0 = first) of ``dataset_id``'s export tasks, in the server's order."""
+        ...
+
+    def fetch(self, ref: TaskRef) -> ExportTask:
+        """One task's status (the fallback for tasks a page did not show)."""
+        ...
+
+    def fetch_many(self, refs: Iterable[TaskRef]) -> dict[TaskRef, ExportTask | ExportWidgetsError]:
+        """The status of every ref, each answered by a list page or its own request; errors per ref."""
         ...

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -30,7 +30,7 @@ import requests
 from .._coerce import as_bool, as_count, as_list, as_percent, as_str, from_epoch_ms
 from .._http import HttpClient, Reply, body_snippet
 from ..config import normalise_endpoint, resolve_credentials, validate_id
-from ..errors import ConfigError, ResponseFormatError, classify_error
+from ..errors import ConfigError, ExportWidgetsError, ResponseFormatError, classify_error
 from ..models import (
     SAMPLE_STATE_MEANINGS,
     ExportParams,
@@ -42,7 +42,7 @@ from ..models import (
     TaskState,
 )
 from ..signing import SdkHmacAuth
-from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, ExportRequest, TaskRef
+from .base import GENERIC_CODES, ClientSettings, EnvNames, ErrorCodes, ExportRequest, ListPage, TaskRef
 
 __all__ = ["ENV", "ERROR_CODES", "MODELARTS_REGIONS", "ModelArtsClient", "parse_export_params", "parse_export_task"]
 
@@ -149,6 +149,8 @@ class ModelArtsClient(HttpClient):
     env: ClassVar[EnvNames] = ENV
     settings_used: ClassVar[frozenset[str]] = frozenset({"endpoint", "region", "project_id", "request_timeout"})
     error_codes: ClassVar[ErrorCodes] = ERROR_CODES
+    #: Tasks per list page: the most ``limit`` allows.
+    page_size: ClassVar[int] = MAX_PAGE_SIZE
     provider = PROVIDER
 
     def __init__(
@@ -226,22 +228,13 @@ class ModelArtsClient(HttpClient):
 
         ``export_type``: 0 labeled, 1 unlabeled, 2 all, 3 conditional search; None lists every type.
         """
-        dataset = validate_id(dataset_id, "dataset_id")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ConfigError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         tasks: list[ExportTask] = []
         for page in range(_MAX_PAGES):
-            query: dict[str, Any] = {"limit": page_size, "offset": page}
-            if export_type is not None:
-                query["export_type"] = int(export_type)
-            reply = self._send(OP_LIST, "GET", self._tasks_url(dataset) + "?" + urlencode(query))
-            body = self._checked(OP_LIST, reply)
-            items = body.get("export_tasks")
-            if not isinstance(items, list):
-                raise self._format_error(OP_LIST, reply)
-            tasks.extend(parse_export_task(item, dataset_id=dataset) for item in items if isinstance(item, dict))
-            total = as_count(body.get("total_count"))
-            if not items or len(items) < page_size or (total is not None and (page + 1) * page_size >= total):
+            listed = self._list(dataset_id, page, page_size, export_type)
+            tasks.extend(listed.tasks)
+            if _last_page(listed, page_size):
                 break
         return tasks
 
@@ -355,7 +348,68 @@ class ModelArtsClient(HttpClient):
         """Start exporting ``dataset_id`` (keyword arguments as :meth:`export_request`)."""
         return self.submit_export(self.export_request(dataset_id, **fields))
 
+    def list_page(self, dataset_id: str, page: int) -> ListPage:
+        """Page ``page`` (0 = first, :attr:`page_size` tasks) of the dataset's export tasks, every type.
+
+        The API has no sort parameter; its documented example and the simulator list the newest task first.
+        """
+        return self._list(dataset_id, page, self.page_size, None)
+
+    def fetch_many(self, refs: Iterable[TaskRef]) -> dict[TaskRef, ExportTask | ExportWidgetsError]:
+        """The status of every ref: list pages per dataset while a page costs fewer requests than it
+        saves, then one GET for each task the pages did not show. Errors are returned per ref, not raised.
+
+        (The monitors' sweep groups use :meth:`list_page` and :meth:`fetch` with a cost model that also
+        remembers each task's place in the list; this is the stateless version.)
+        """
+        results: dict[TaskRef, ExportTask | ExportWidgetsError] = {}
+        by_dataset: dict[str, dict[str, list[TaskRef]]] = {}
+        for ref in refs:
+            if not ref.dataset_id:
+                results[ref] = ConfigError("ModelArts tasks need dataset_id= (the dataset the export belongs to)")
+            else:
+                by_dataset.setdefault(ref.dataset_id, {}).setdefault(ref.task_id, []).append(ref)
+        for dataset, unseen in by_dataset.items():
+            page, pages_left = 0, None  # unknown until the first page tells total_count
+            # One page answers up to page_size tasks: worth it while it costs fewer requests than it saves.
+            while unseen and (len(unseen) >= 2 if pages_left is None else 0 < pages_left < len(unseen)):
+                try:
+                    listed = self.list_page(dataset, page)
+                except ExportWidgetsError as exc:  # the page was meant to answer every task still unseen
+                    results.update((ref, exc) for wanted in unseen.values() for ref in wanted)
+                    unseen = {}
+                    break
+                for task in listed.tasks:
+                    results.update((ref, task) for ref in unseen.pop(task.task_id, ()))
+                page += 1
+                pages_left = 0 if _last_page(listed, self.page_size) or page >= _MAX_PAGES else (
+                    None if listed.total_count is None else -(-listed.total_count // self.page_size) - page)
+            for wanted in unseen.values():  # not on the pages read (a race, an older task, a deleted one)
+                try:
+                    task = self.fetch(wanted[0])
+                except ExportWidgetsError as exc:
+                    results.update((ref, exc) for ref in wanted)
+                else:
+                    results.update((ref, task) for ref in wanted)
+        return results
+
     # -- helpers ----------------------------------------------------------------------------------------
+
+    def _list(self, dataset_id: str, page: int, page_size: int, export_type: int | None) -> ListPage:
+        """One list request (GetExportTasksStatusOfDataset): ``offset`` is a page index, not a row offset."""
+        dataset = validate_id(dataset_id, "dataset_id")
+        if page < 0:
+            raise ConfigError(f"page must be 0 or more, got {page}")
+        query: dict[str, Any] = {"limit": page_size, "offset": page}
+        if export_type is not None:
+            query["export_type"] = int(export_type)
+        reply = self._send(OP_LIST, "GET", self._tasks_url(dataset) + "?" + urlencode(query))
+        body = self._checked(OP_LIST, reply)
+        items = body.get("export_tasks")
+        if not isinstance(items, list):
+            raise self._format_error(OP_LIST, reply)
+        return ListPage(page, tuple(parse_export_task(item, dataset_id=dataset) for item in items
+                                    if isinstance(item, dict)), as_count(body.get("total_count")))
 
     def _tasks_url(self, dataset_id: str, task_id: str | None = None) -> str:
         path = f"/v2/{quote(self.project_id, safe='')}/datasets/{quote(dataset_id, safe='')}/export-tasks"
@@ -380,6 +434,12 @@ class ModelArtsClient(HttpClient):
             message = body_snippet(reply)
         raise classify_error(ERROR_CODES, provider=PROVIDER, operation=operation, http_status=reply.status,
                              code=code, message=message, request_id=self._request_id(reply), headers=reply.headers)
+
+
+def _last_page(listed: ListPage, page_size: int) -> bool:
+    """Whether ``listed`` ends the list: short or empty, or its total says so (``(page+1)*limit >= total``)."""
+    total = listed.total_count
+    return len(listed.tasks) < page_size or (total is not None and (listed.page + 1) * page_size >= total)
 
 
 def endpoint_for(endpoint: str | None, region: str | None, environ: Mapping[str, str] | None = None) -> str:
