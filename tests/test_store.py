@@ -18,8 +18,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -434,7 +434,7 @@ def test_two_processes_write_one_row_each_per_poll(tmp_path):
         for child in children:
             if child.poll() is None:
                 child.kill()
-    for child, (out, err) in zip(children, outputs):
+    for child, (_out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert "locked" not in err.lower() and "WARNING" not in err, err
     rows = _file_polls(path)
