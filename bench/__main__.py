@@ -16,10 +16,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import bench_history, bench_import, bench_poll, bench_sweep, bench_widget
+from . import bench_history, bench_import, bench_poll, bench_store, bench_sweep, bench_widget
 
 SUITES = {"poll": bench_poll, "sweep": bench_sweep, "history": bench_history, "widget": bench_widget,
-          "import": bench_import}
+          "import": bench_import, "store": bench_store}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
