@@ -16,17 +16,20 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import bench_history, bench_import, bench_poll, bench_sweep, bench_widget
+from . import bench_history, bench_import, bench_poll, bench_store, bench_sweep, bench_widget
 
 SUITES = {"poll": bench_poll, "sweep": bench_sweep, "history": bench_history, "widget": bench_widget,
-          "import": bench_import}
+          "import": bench_import, "store": bench_store}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _table(rows: list[list[str]]) -> str:
     headers = ["benchmark", "median", "min–max", "target", "met", "note"]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 

@@ -147,23 +147,68 @@ SCHEMA_V1 = (
     "CREATE INDEX IF NOT EXISTS polls_watch ON polls (watch_id)",
 )
 
+_POLL_VALUES = ("polled_at, latency_ms, outcome, error_code, error_message, state, raw_status, progress, "
+                "finished_samples, total_samples, size_mb")
+
 #: ``MIGRATIONS[v]`` takes a file from version ``v`` to ``v + 1``.
 MIGRATIONS: Mapping[int, Sequence[str]] = {
-    # v2: the owning process (so a later process can tell the kernel has gone), the last error, the resume
-    # chain, the endpoint's scheme; a per-watch poll number so a retried batch can never duplicate a row.
+    # v2: watches get a small integer key and polls are keyed by (watch, poll number) in a WITHOUT ROWID table:
+    # one b-tree insert of a few bytes per poll instead of a 32-character id in the row and in two indexes, and a
+    # retried batch can never write a row twice. Watches also record the owning process (so a later process can
+    # tell the kernel has gone), the last error, the resume chain and the endpoint's scheme.
     1: (
-        "ALTER TABLE watches ADD COLUMN hostname TEXT",
-        "ALTER TABLE watches ADD COLUMN process_started_at REAL",
-        "ALTER TABLE watches ADD COLUMN last_error TEXT",
-        "ALTER TABLE watches ADD COLUMN resumed_from TEXT",
-        "ALTER TABLE watches ADD COLUMN endpoint_scheme TEXT",
-        "ALTER TABLE polls ADD COLUMN seq INTEGER",
-        "UPDATE polls SET seq = rowid WHERE seq IS NULL",
-        "DROP INDEX IF EXISTS polls_watch",
-        "CREATE UNIQUE INDEX IF NOT EXISTS polls_watch_seq ON polls (watch_id, seq)",
-        "CREATE INDEX IF NOT EXISTS polls_task ON polls (provider, task_id, polled_at)",
-        "CREATE INDEX IF NOT EXISTS watches_task ON watches (provider, task_id)",
-        "CREATE INDEX IF NOT EXISTS watches_open ON watches (ended_at)",
+        """CREATE TABLE watches_v2 (
+            wkey INTEGER PRIMARY KEY,
+            watch_id TEXT NOT NULL UNIQUE,
+            provider TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            dataset_id TEXT,
+            project_id TEXT,
+            endpoint_host TEXT,
+            endpoint_scheme TEXT,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            end_reason TEXT,
+            last_state TEXT,
+            last_polled_at REAL,
+            last_error TEXT,
+            pid INTEGER,
+            hostname TEXT,
+            process_started_at REAL,
+            resumed_from TEXT
+        )""",
+        "INSERT INTO watches_v2 (watch_id, provider, task_id, dataset_id, project_id, endpoint_host, started_at, "
+        "ended_at, end_reason, last_state, last_polled_at, pid) SELECT watch_id, provider, task_id, dataset_id, "
+        "project_id, endpoint_host, started_at, ended_at, end_reason, last_state, last_polled_at, pid FROM watches "
+        "ORDER BY started_at",
+        # v1 had no link from polls to watches: a poll of an unknown watch gets a watch made from its polls
+        "INSERT OR IGNORE INTO watches_v2 (watch_id, provider, task_id, started_at) SELECT watch_id, provider, "
+        "task_id, min(polled_at) FROM polls GROUP BY watch_id",
+        """CREATE TABLE polls_v2 (
+            wkey INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            polled_at REAL NOT NULL,
+            latency_ms REAL,
+            outcome TEXT NOT NULL,
+            error_code TEXT,
+            error_message TEXT,
+            state TEXT,
+            raw_status TEXT,
+            progress REAL,
+            finished_samples INTEGER,
+            total_samples INTEGER,
+            size_mb REAL,
+            PRIMARY KEY (wkey, seq)
+        ) WITHOUT ROWID""",
+        f"INSERT INTO polls_v2 (wkey, seq, {_POLL_VALUES}) SELECT w.wkey, p.rowid, p.polled_at, p.latency_ms, "
+        "p.outcome, p.error_code, p.error_message, p.state, p.raw_status, p.progress, p.finished_samples, "
+        "p.total_samples, p.size_mb FROM polls p JOIN watches_v2 w ON w.watch_id = p.watch_id",
+        "DROP TABLE polls",
+        "DROP TABLE watches",
+        "ALTER TABLE watches_v2 RENAME TO watches",
+        "ALTER TABLE polls_v2 RENAME TO polls",
+        "CREATE INDEX watches_task ON watches (provider, task_id)",
+        "CREATE INDEX watches_open ON watches (ended_at)",
     ),
 }
 SCHEMA_VERSION = 2
@@ -172,15 +217,11 @@ _INSERT_WATCH = (
     "INSERT OR IGNORE INTO watches (watch_id, provider, endpoint_host, endpoint_scheme, project_id, dataset_id, "
     "task_id, started_at, pid, hostname, process_started_at, resumed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-# OR IGNORE + UNIQUE(watch_id, seq): a batch retried after a failed COMMIT can never write a row twice.
-_INSERT_POLL = (
-    "INSERT OR IGNORE INTO polls (watch_id, seq, provider, task_id, polled_at, latency_ms, outcome, error_code, "
-    "error_message, state, raw_status, progress, finished_samples, total_samples, size_mb) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
+# OR IGNORE + PRIMARY KEY (wkey, seq): a batch retried after a failed COMMIT can never write a row twice.
+_INSERT_POLL = f"INSERT OR IGNORE INTO polls (wkey, seq, {_POLL_VALUES}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _UPDATE_LAST = (
     "UPDATE watches SET last_state = coalesce(?, last_state), last_polled_at = max(coalesce(last_polled_at, 0), ?) "
-    "WHERE watch_id = ?"
+    "WHERE wkey = ?"
 )
 _END_WATCH = (
     "UPDATE watches SET ended_at = ?, end_reason = ?, last_state = coalesce(?, last_state), "
@@ -189,12 +230,14 @@ _END_WATCH = (
 _WATCH_SELECT = (
     "SELECT watch_id, provider, task_id, dataset_id, project_id, endpoint_host, endpoint_scheme, started_at, "
     "ended_at, end_reason, last_state, last_polled_at, last_error, pid, hostname, process_started_at, resumed_from, "
-    "(SELECT count(*) FROM polls p WHERE p.watch_id = w.watch_id) FROM watches w"
+    "(SELECT count(*) FROM polls p WHERE p.wkey = w.wkey) FROM watches w"
 )
 _POLL_SELECT = (
-    "SELECT provider, task_id, polled_at, latency_ms, outcome, error_code, error_message, state, raw_status, "
-    "progress, finished_samples, total_samples, size_mb, watch_id FROM polls"
+    "SELECT w.provider, w.task_id, p.polled_at, p.latency_ms, p.outcome, p.error_code, p.error_message, p.state, "
+    "p.raw_status, p.progress, p.finished_samples, p.total_samples, p.size_mb, w.watch_id "
+    "FROM polls p JOIN watches w ON w.wkey = p.wkey"
 )
+_POLL_ORDER = "ORDER BY p.polled_at, w.watch_id, p.seq"
 _PRAGMA_NAME = re.compile(r"[a-z_]+")
 
 
@@ -388,7 +431,7 @@ def _is_busy(exc: BaseException) -> bool:
 
 
 # Ops on the queue: (kind, payload). Kinds are small ints so the hot path builds nothing but a tuple.
-_WATCH, _POLL, _END, _FLUSH = range(4)
+_WATCH, _POLL, _HROW, _END, _FLUSH = range(5)
 
 
 class Store:
@@ -436,7 +479,9 @@ class Store:
         self._wake = threading.Event()
         self._db_lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._watches: dict[str, tuple[str, str, itertools.count[int]]] = {}
+        self._watches: dict[str, itertools.count[int]] = {}  # watch id -> its poll numbers
+        self._watch_values: dict[str, tuple[Any, ...]] = {}  # watch id -> its row, to re-create it in memory
+        self._wkeys: dict[str, int] = {}  # watch id -> its key in the open database (committed ones only)
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._closed = False
@@ -467,7 +512,7 @@ class Store:
                     resumed_from: str | None = None) -> str:
         """Record a new watch and return its id (a fresh uuid). ``endpoint`` is cut to scheme and host."""
         watch_id = uuid.uuid4().hex
-        self._watches[watch_id] = (provider, task_id, itertools.count(1))
+        self._watches[watch_id] = itertools.count(1)
         if self._mode == OFF:
             return watch_id
         host, scheme = _endpoint_parts(endpoint)
@@ -478,11 +523,21 @@ class Store:
     def record_poll(self, watch_id: str, poll: PollRecord) -> None:
         """Queue one poll of a watch begun by this store (returns at once; see :meth:`flush`). Polls of an
         unknown watch id, or after :meth:`close`, are ignored."""
-        info = self._watches.get(watch_id)
-        if info is None or self._mode == OFF:
-            return
-        provider, task_id, seq = info
-        self._queue.append((_POLL, watch_id, next(seq), provider, task_id, poll))
+        seq = self._watches.get(watch_id)
+        if seq is not None and self._mode != OFF:
+            self._push((_POLL, watch_id, next(seq), poll))
+
+    def record_history_row(self, watch_id: str, history: History, index: int) -> None:
+        """Queue row ``index`` of ``history`` (already appended: a History never changes a row): what
+        :meth:`attach` does after each poll. Cheaper than :meth:`record_poll`, as the row is read on the writer
+        thread, straight from the columns."""
+        seq = self._watches.get(watch_id)
+        if seq is not None and self._mode != OFF:
+            self._push((_HROW, watch_id, next(seq), history, index))
+
+    def _push(self, op: tuple[Any, ...]) -> None:
+        """The hot path: a deque append (atomic), a length check, and a wake-up only for a full batch."""
+        self._queue.append(op)
         if len(self._queue) >= self.batch_rows:
             self._wake.set()
         if self._thread is None:
@@ -609,8 +664,10 @@ class Store:
 
     def _write_locked(self, batch: list[tuple[Any, ...]]) -> None:
         conn = self._connection()
-        watches, polls, ends = [], [], []
-        last: dict[str, tuple[str | None, float]] = {}
+        keys: dict[str, int] = {}  # resolved in this transaction: cached only once it commits
+        polls: list[tuple[Any, ...]] = []
+        ends = []
+        last: dict[int, tuple[str | None, float]] = {}
         cache: dict[str | None, str | None] = {None: None}
 
         def clean(text: str | None) -> str | None:  # raw_status / error codes repeat: redact each once a batch
@@ -619,38 +676,54 @@ class Store:
                 found = cache[text] = _clean(text)
             return found  # type: ignore[return-value]
 
-        for op in batch:
-            kind = op[0]
-            if kind == _POLL:
-                _, watch_id, seq, provider, task_id, p = op
-                state = p.state.value if p.state is not None else None
-                polls.append((watch_id, seq, provider, task_id, p.polled_at,
-                              None if p.latency_s is None else p.latency_s * 1000.0, p.outcome,
-                              clean(p.error_code), _clean(p.error_message), state, clean(p.raw_status),
-                              _finite(p.progress), p.finished_samples, p.total_samples, _finite(p.size_mb)))
-                previous = last.get(watch_id)
-                last[watch_id] = (state or (previous[0] if previous else None), p.polled_at)
-            elif kind == _WATCH:
-                _, watch_id, provider, task_id, dataset_id, project_id, host, scheme, started, resumed = op
-                watches.append((watch_id, _clean(provider), _clean(host), scheme, _clean(project_id),
-                                _clean(dataset_id), _clean(task_id), started, os.getpid(), _HOSTNAME,
-                                _PROCESS_STARTED, resumed))
-            elif kind == _END:
-                _, watch_id, ended, how, state, error = op
-                ends.append((ended, _clean(how), _clean(state), _clean(error), watch_id))
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if watches:
-                conn.executemany(_INSERT_WATCH, watches)
+            for op in batch:
+                kind = op[0]
+                if kind == _HROW or kind == _POLL:
+                    watch_id = op[1]
+                    wkey = keys.get(watch_id) or self._wkey(conn, watch_id, keys)
+                    if wkey is None:
+                        continue
+                    row = _history_values(wkey, op[2], op[3], op[4], clean) if kind == _HROW else \
+                        _record_values(wkey, op[2], op[3], clean)
+                    polls.append(row)
+                    previous = last.get(wkey)
+                    last[wkey] = (row[7] or (previous[0] if previous else None), row[2])
+                elif kind == _WATCH:
+                    _, watch_id, provider, task_id, dataset_id, project_id, host, scheme, started, resumed = op
+                    values = (watch_id, _clean(provider), _clean(host), scheme, _clean(project_id),
+                              _clean(dataset_id), _clean(task_id), started, os.getpid(), _HOSTNAME,
+                              _PROCESS_STARTED, resumed)
+                    self._watch_values[watch_id] = values
+                    conn.execute(_INSERT_WATCH, values)
+                elif kind == _END:
+                    _, watch_id, ended, how, state, error = op
+                    ends.append((ended, _clean(how), _clean(state), _clean(error), watch_id))
             if polls:
                 conn.executemany(_INSERT_POLL, polls)
-                conn.executemany(_UPDATE_LAST, [(s, t, w) for w, (s, t) in last.items()])
+                conn.executemany(_UPDATE_LAST, [(s, t, k) for k, (s, t) in last.items()])
             if ends:
                 conn.executemany(_END_WATCH, ends)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
+        self._wkeys.update(keys)
+
+    def _wkey(self, conn: sqlite3.Connection, watch_id: str, keys: dict[str, int]) -> int | None:
+        """The database key of a watch, inserting its row if this database lacks it (after a switch to memory)."""
+        key = self._wkeys.get(watch_id)
+        if key is None:
+            found = conn.execute("SELECT wkey FROM watches WHERE watch_id = ?", (watch_id,)).fetchone()
+            if found is None and watch_id in self._watch_values:
+                conn.execute(_INSERT_WATCH, self._watch_values[watch_id])
+                found = conn.execute("SELECT wkey FROM watches WHERE watch_id = ?", (watch_id,)).fetchone()
+            if found is None:
+                return None
+            key = int(found[0])
+        keys[watch_id] = key
+        return key
 
     # -- connections -------------------------------------------------------------------------------------
 
@@ -697,6 +770,7 @@ class Store:
             except sqlite3.Error:
                 pass
         self._conn = _open_memory()
+        self._wkeys.clear()  # keys belong to the file
         self._mode = MEMORY
         self._busy_failures = 0
 
@@ -770,9 +844,9 @@ class Store:
         ordered by time; filtered by task and/or watch."""
         where, args = _task_filter(provider, task_id)
         if watch_id is not None:
-            where = f"{where} AND watch_id = ?" if where else "WHERE watch_id = ?"
+            where = f"{where} AND w.watch_id = ?" if where else "WHERE w.watch_id = ?"
             args = [*args, watch_id]
-        rows = self._query(lambda c: c.execute(f"{_POLL_SELECT} {where} ORDER BY polled_at, watch_id, seq",
+        rows = self._query(lambda c: c.execute(f"{_POLL_SELECT} {where} {_POLL_ORDER}",
                                                args).fetchall())
         return _polls_frame(rows, tz)
 
@@ -789,12 +863,12 @@ class Store:
                 "WITH RECURSIVE chain(id) AS (SELECT ? UNION SELECT w.resumed_from FROM watches w JOIN chain "
                 "ON w.watch_id = chain.id WHERE w.resumed_from IS NOT NULL) SELECT id FROM chain", (watch_id,))])
             marks = ",".join("?" * len(chain))
-            where, args = f"WHERE watch_id IN ({marks})", list(chain)
+            where, args = f"WHERE w.watch_id IN ({marks})", list(chain)
         elif provider is not None and task_id is not None:
-            where, args = "WHERE provider = ? AND task_id = ?", [provider, task_id]
+            where, args = _task_filter(provider, task_id)
         else:
             raise ValueError("load_history needs a watch (record or id), or provider= and task_id=")
-        rows = self._query(lambda c: c.execute(f"{_POLL_SELECT} {where} ORDER BY polled_at, watch_id, seq",
+        rows = self._query(lambda c: c.execute(f"{_POLL_SELECT} {where} {_POLL_ORDER}",
                                                args).fetchall())
         if rows:
             provider, task_id = rows[0][0], rows[0][1]
@@ -835,7 +909,7 @@ class _MonitorRecorder:
             history = monitor.history
             n = len(history)
             for i in range(self.seen, n):
-                self.store.record_poll(self.watch_id, history.row(i))
+                self.store.record_history_row(self.watch_id, history, i)
             self.seen = n
             if monitor.done and not self.ended:
                 self.ended = True
@@ -901,6 +975,31 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())[:200]
 
 
+_STATE_VALUES = tuple(state.value for state in TaskState)  # History stores TaskState by its position
+_NO_STATE = 255
+
+
+def _history_values(wkey: int, seq: int, h: History, i: int, clean: Callable[[str | None], str | None]
+                    ) -> tuple[Any, ...]:
+    """An insert row for poll ``i`` of ``h``, read straight from its columns (row ``i`` is immutable once
+    appended, and ``i`` is below the committed length the caller saw)."""
+    latency, progress, size = h.latency_s[i], h.progress[i], h.size_mb[i]
+    state, finished, total = h.state[i], h.finished[i], h.total[i]
+    message = h.messages.get(i)
+    return (wkey, seq, h.polled_at[i], None if latency != latency else latency * 1000.0,  # x != x: NaN
+            Outcome.NAMES[h.outcome[i]], clean(h.codes.values[h.error_code[i]]),
+            None if message is None else _clean(message), None if state == _NO_STATE else _STATE_VALUES[state],
+            clean(h.statuses.values[h.raw_status[i]]), None if progress != progress else progress,
+            None if finished < 0 else finished, None if total < 0 else total, None if size != size else size)
+
+
+def _record_values(wkey: int, seq: int, p: PollRecord, clean: Callable[[str | None], str | None]
+                   ) -> tuple[Any, ...]:
+    return (wkey, seq, p.polled_at, None if p.latency_s is None else p.latency_s * 1000.0, p.outcome,
+            clean(p.error_code), _clean(p.error_message), None if p.state is None else p.state.value,
+            clean(p.raw_status), _finite(p.progress), p.finished_samples, p.total_samples, _finite(p.size_mb))
+
+
 def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
@@ -908,10 +1007,10 @@ def _finite(value: float | None) -> float | None:
 def _task_filter(provider: str | None, task_id: str | None) -> tuple[str, list[Any]]:
     clauses, args = [], []
     if provider is not None:
-        clauses.append("provider = ?")
+        clauses.append("w.provider = ?")
         args.append(provider)
     if task_id is not None:
-        clauses.append("task_id = ?")
+        clauses.append("w.task_id = ?")
         args.append(task_id)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 

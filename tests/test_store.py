@@ -62,7 +62,8 @@ def _store_warnings(caplog) -> list[logging.LogRecord]:
 
 def _file_polls(path: Path) -> list[tuple]:
     with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT watch_id, seq FROM polls ORDER BY watch_id, seq").fetchall()
+        return conn.execute("SELECT w.watch_id, p.seq FROM polls p JOIN watches w ON w.wkey = p.wkey "
+                            "ORDER BY w.watch_id, p.seq").fetchall()
 
 
 def _child_env() -> dict[str, str]:
