@@ -699,6 +699,8 @@ class Store:
                     conn.execute(_INSERT_WATCH, values)
                 elif kind == _END:
                     _, watch_id, ended, how, state, error = op
+                    if watch_id not in keys:
+                        self._wkey(conn, watch_id, keys)  # in memory after a fault the row may not be there yet
                     ends.append((ended, _clean(how), _clean(state), _clean(error), watch_id))
             if polls:
                 conn.executemany(_INSERT_POLL, polls)

@@ -307,7 +307,10 @@ def test_a_full_disk_degrades_without_losing_or_duplicating_rows(tmp_path, caplo
     seqs = sorted([seq for _, seq in in_file] + list(range(len(in_file) + 1, len(in_file) + 1 + len(in_memory))))
     assert len(in_file) + len(in_memory) == total and seqs == list(range(1, total + 1))
     assert in_memory["error_message"].iloc[0].startswith(f"poll {len(in_file)} ")  # memory picks up where the file
-    store.close()                                                                  # stopped
+    store.end_watch(watch_id, "stopped")                                           # stopped
+    watches = store.watches()  # the watch begun in the file is known in memory too, and ends there
+    assert list(watches["watch_id"]) == [watch_id] and list(watches["end_reason"]) == ["stopped"]
+    store.close()
 
 
 @pytest.fixture
