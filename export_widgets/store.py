@@ -21,7 +21,10 @@ WAL mode, ``busy_timeout`` and short ``BEGIN IMMEDIATE`` transactions: several k
 the same file at once. Writes never happen on the caller's thread: :meth:`Store.record_poll` appends to a queue
 (a few microseconds) and one daemon thread writes the queue in batches, every ``batch_interval`` seconds or
 ``batch_rows`` rows, in one transaction each. :meth:`Store.flush` waits for everything queued so far; queries
-flush first, so a process always reads its own writes.
+flush first, so a process always reads its own writes. At interpreter exit (a kernel shut down or restarted)
+every store writes what it still holds, for up to ``EXIT_FLUSH_TIMEOUT`` seconds; a killed process loses at most
+its last ``batch_interval``. Measured by ``python -m bench --only store``: about 15-35 µs per poll amortised,
+the background writing included, on a busy 2-core machine (the budget is 50 µs).
 
 Faults
 ------
@@ -35,6 +38,7 @@ How the monitor, magic and CLI use it
 ::
 
     store = default_store()                         # process-wide, from EXPORT_WIDGETS_STORE / the default path
+    set_default_store(location)                     # %config ExportStatus.store = "off" | ":memory:" | a path
     watch_id = store.attach(monitor)                # records the watch and, via monitor.on_update, every poll
                                                     # and the end (status, last state, last error)
     store.watches(); store.polls(task_id="T")       # DataFrames across sessions (``--history``)
@@ -54,6 +58,7 @@ Without a monitor: :meth:`Store.begin_watch`, :meth:`Store.record_poll` (a
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import math
@@ -65,6 +70,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +96,7 @@ __all__ = [
     "default_path",
     "default_store",
     "resolve_location",
+    "set_default_store",
 ]
 
 log = logging.getLogger(__name__)
@@ -606,6 +613,7 @@ class Store:
                 thread = threading.Thread(target=self._writer, name="export-widgets-store", daemon=True)
                 thread.start()
                 self._thread = thread
+                _running_stores.add(self)
 
     def _writer(self) -> None:
         while True:
@@ -1070,6 +1078,15 @@ def _polls_frame(rows: list[tuple[Any, ...]], tz: str) -> pd.DataFrame:
 
 _default: Store | None = None
 _default_lock = threading.Lock()
+#: Stores with a writer thread: written out when the interpreter exits (a kernel shut down or restarted).
+_running_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+EXIT_FLUSH_TIMEOUT = 2.0
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for store in list(_running_stores):
+        store.close(EXIT_FLUSH_TIMEOUT)
 
 
 def default_store() -> Store:
@@ -1079,4 +1096,16 @@ def default_store() -> Store:
         if _default is None:
             _default = Store()
         return _default
+
+
+def set_default_store(location: Store | str | os.PathLike[str] | None) -> Store:
+    """Replace the process-wide store (``%config ExportStatus.store = ...``): a :class:`Store`, or a location as
+    :class:`Store` takes it. The previous one is closed after writing what it had queued; returns the new one."""
+    global _default
+    store = location if isinstance(location, Store) else Store(location)
+    with _default_lock:
+        previous, _default = _default, store
+    if previous is not None and previous is not store:
+        previous.close()
+    return store
 

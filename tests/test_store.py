@@ -538,3 +538,37 @@ def test_history_rebuilt_from_errors_keeps_their_outcome(tmp_path):
     original.record_error(1.7e9 + 4, None, Outcome.RATE_LIMITED, "QPSLimitReached", "slow down")
     assert list(history) == list(original)
     store.close()
+
+
+def test_an_exiting_process_writes_what_it_queued(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    script = textwrap.dedent("""
+        import sys
+        from export_widgets.history import PollRecord
+        from export_widgets.models import TaskState
+        from export_widgets.store import Store
+        store = Store(sys.argv[1], batch_interval=3600, batch_rows=10**6)  # the writer would not wake on its own
+        watch_id = store.begin_watch("qianfan", "T1")
+        for i in range(25):
+            store.record_poll(watch_id, PollRecord(1.7e9 + i, 0.01, "ok", None, None, TaskState.RUNNING,
+                                                   "Exporting", float(i), i, 25, None))
+        print(watch_id)  # and exit without flush() or close(): the kernel is shut down
+    """)
+    child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
+                           env=_child_env())
+    assert child.returncode == 0, child.stderr
+    assert [seq for _, seq in _file_polls(path)] == list(range(1, 26))
+
+
+def test_set_default_store_replaces_the_process_wide_one(tmp_path, monkeypatch):
+    import export_widgets.store as store_module
+
+    monkeypatch.setattr(store_module, "_default", None)
+    monkeypatch.setenv("EXPORT_WIDGETS_STORE", str(tmp_path / "env.sqlite3"))
+    first = store_module.default_store()
+    assert first.path == tmp_path / "env.sqlite3" and store_module.default_store() is first
+    watch_id = first.begin_watch("qianfan", "T1")
+    first.record_poll(watch_id, _poll(1))
+    second = store_module.set_default_store("off")
+    assert store_module.default_store() is second and second.mode == "off"
+    assert len(_file_polls(tmp_path / "env.sqlite3")) == 1  # the old one wrote what it had before closing
