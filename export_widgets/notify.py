@@ -24,6 +24,7 @@ How the monitor, magic and CLI use it
 ::
 
     notifier = Notifier(url, format=None)           # --notify URL [--notify-format NAME]; ValueError if unusable
+                                                    # (secret="SEC..." for a DingTalk/Feishu robot that signs)
     notifier.watch(monitor, stalled=True)           # one message when it ends (and one if it stalls, --notify-stalled)
     notifier.watch_group(group)                     # a dashboard: one summary once every task has ended
     on_done = notifier.notify_end                   # or call it yourself: watch(..., on_done=notifier.notify_end)
@@ -35,6 +36,9 @@ as the keyword, or pass your own ``title``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -43,6 +47,7 @@ import queue
 import ssl
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -50,7 +55,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .models import provider_label
-from .redact import MASK, redact_text
+from .redact import MASK, redact_text, register_secret
 
 __all__ = [
     "FORMATS",
@@ -283,9 +288,9 @@ class NotifierStats:
 
 
 class _Delivery:
-    """One message on its way: the notifier it belongs to, the body and a label for the warning."""
+    """One message on its way: the notifier it belongs to, the JSON body and a label for the warning."""
 
-    def __init__(self, notifier: Notifier, body: bytes, label: str) -> None:
+    def __init__(self, notifier: Notifier, body: dict[str, Any], label: str) -> None:
         self.notifier = notifier
         self.body = body
         self.label = label
@@ -345,10 +350,13 @@ class Notifier:
         Seconds before the first retry; doubles each time (at most 30 s).
     title : str
         Start of every message (a DingTalk robot's keyword).
+    secret : str, optional
+        The robot's signing secret (DingTalk "加签" ``SEC...``, Feishu/Lark "签名校验"): each attempt is signed.
     """
 
     def __init__(self, url: str, format: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF, title: str = DEFAULT_TITLE) -> None:
+                 retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF, title: str = DEFAULT_TITLE,
+                 secret: str | None = None) -> None:
         if not isinstance(url, str):
             raise ValueError("the notification webhook must be an http(s) URL given as a string")
         self.format = format_for(url, format)
@@ -362,6 +370,10 @@ class Notifier:
         self.stats = NotifierStats()
         self.__url = url.strip()  # name-mangled and never in repr: the URL is a secret
         self._secrets = _url_secrets(self.__url)
+        if secret and self.format not in ("dingtalk", "feishu"):
+            raise ValueError(f"a signing secret is for DingTalk and Feishu/Lark robots, not the {self.format} format")
+        register_secret(secret)  # masked wherever it might turn up
+        self.__secret = secret or None
 
     def __repr__(self) -> str:
         s = self.stats
@@ -372,7 +384,7 @@ class Notifier:
 
     def send(self, notification: Notification) -> bool:
         """Queue ``notification`` for delivery; returns at once (False, with a warning, when the queue is full)."""
-        body = json.dumps(payload(notification, self.format, self.title), ensure_ascii=False).encode("utf-8")
+        body = payload(notification, self.format, self.title)
         label = {"all_ended": "dashboard", "stalled": "stall"}.get(notification.event, "end-of-watch")
         if notification.task_id:
             label += f" notification for {notification.provider}:{notification.task_id}"
@@ -438,7 +450,8 @@ class Notifier:
         attempts = 1 + self.retries
         for attempt in range(1, attempts + 1):
             self.stats.attempts += 1
-            reason, retry = self._post(delivery.body)
+            url, body = self._signed(delivery.body)  # per attempt: signatures carry the time
+            reason, retry = self._post(url, json.dumps(body, ensure_ascii=False).encode("utf-8"))
             if not reason:
                 self.stats.delivered += 1
                 return
@@ -452,14 +465,33 @@ class Notifier:
         log.warning("export_widgets: could not deliver the %s to the %s webhook at %s (%s; %s); dropped",
                     delivery.label, self.format, self.host, reason, tries)
 
-    def _post(self, body: bytes) -> tuple[str, bool]:
+    def _signed(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The URL and body of one attempt, signed when the robot has a signing secret.
+
+        DingTalk: ``&timestamp=<ms>&sign=<urlencoded base64 HMAC-SHA256(secret, "<ms>\\n<secret>")>`` on the URL.
+        Feishu/Lark: ``"timestamp": "<s>", "sign": base64 HMAC-SHA256(key="<s>\\n<secret>", message="")`` in the body.
+        """
+        secret = self.__secret
+        if not secret:
+            return self.__url, body
+        if self.format == "dingtalk":
+            stamp = str(int(time.time() * 1000))
+            digest = hmac.new(secret.encode(), f"{stamp}\n{secret}".encode(), hashlib.sha256).digest()
+            sign = urllib.parse.quote_plus(base64.b64encode(digest).decode())
+            joiner = "&" if urlsplit(self.__url).query else "?"
+            return f"{self.__url}{joiner}timestamp={stamp}&sign={sign}", body
+        stamp = str(int(time.time()))
+        digest = hmac.new(f"{stamp}\n{secret}".encode(), b"", hashlib.sha256).digest()
+        return self.__url, {"timestamp": stamp, "sign": base64.b64encode(digest).decode(), **body}
+
+    def _post(self, url: str, body: bytes) -> tuple[str, bool]:
         """One attempt: ("", _) when delivered, else (why, worth retrying). Never lets the URL into ``why``.
 
         Plain ``http.client`` rather than requests: urllib3 logs every request line (with the token in its path
         or query) at DEBUG, and its exceptions repeat the URL.
         """
         try:
-            status, text = _http_post(self.__url, body, self.timeout)
+            status, text = _http_post(url, body, self.timeout)
         except TimeoutError:
             return f"no answer within {self.timeout:g} s", True
         except ConnectionRefusedError:

@@ -308,3 +308,29 @@ def test_notification_for_a_task_error_carries_it():
     assert note.error == "ModelArts.4352: export failed https://obs.example.com/x?***"
     assert note.text().endswith("FAILED after 1m 30s · 60% · error: ModelArts.4352: export failed "
                                 "https://obs.example.com/x?***")
+
+
+def test_signed_robots_carry_a_valid_signature(receiver):
+    import base64
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qs, urlsplit
+
+    secret = "SECd0d1e4f2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3"
+    receiver.answer = {"errcode": 0, "code": 0}
+    Notifier(receiver.url(), "dingtalk", secret=secret, **FAST).send(ENDED)
+    Notifier(receiver.url("/open-apis/bot/v2/hook/" + TOKEN), "feishu", secret=secret, **FAST).send(ENDED)
+    assert Notifier(receiver.url(), "json", **FAST).flush(timeout=60)
+    ding, feishu = receiver.requests
+    query = parse_qs(urlsplit(ding["path"]).query)
+    assert query["access_token"] == [TOKEN]
+    stamp = query["timestamp"][0]
+    expected = hmac.new(secret.encode(), f"{stamp}\n{secret}".encode(), hashlib.sha256).digest()
+    assert base64.b64decode(query["sign"][0]) == expected
+    assert ding["body"] == payload(ENDED, "dingtalk")
+    body = dict(feishu["body"])
+    stamp, sign = body.pop("timestamp"), body.pop("sign")
+    assert base64.b64decode(sign) == hmac.new(f"{stamp}\n{secret}".encode(), b"", hashlib.sha256).digest()
+    assert body == payload(ENDED, "feishu")
+    with pytest.raises(ValueError, match="DingTalk and Feishu"):
+        Notifier(receiver.url(), "slack", secret=secret)
