@@ -572,3 +572,22 @@ def test_set_default_store_replaces_the_process_wide_one(tmp_path, monkeypatch):
     second = store_module.set_default_store("off")
     assert store_module.default_store() is second and second.mode == "off"
     assert len(_file_polls(tmp_path / "env.sqlite3")) == 1  # the old one wrote what it had before closing
+
+
+def test_a_monitor_on_a_broken_store_loses_nothing(empty_sim, tmp_path, caplog):
+    empty_sim.add_task(TaskSpec("modelarts", "T1", duration=20, total_samples=100))
+    path = tmp_path / "s.sqlite3"
+    path.write_bytes(b"this is not a database, it is a text file that someone saved here" * 50)
+    store = Store(path)
+    monitor = ExportMonitor(empty_sim.modelarts_client(), "T1", empty_sim.tasks["T1"].dataset_id, start=False,
+                            clock=empty_sim.clock.now, rng=random.Random(0))
+    store.attach(monitor)
+    for _ in range(100):
+        if monitor.poll_once() is None:
+            break
+        empty_sim.clock.advance(1.0)
+    assert monitor.status == "finished" and len(monitor.history) == empty_sim.request_count(task_id="T1")
+    assert len(store.polls(task_id="T1")) == len(monitor.history)  # kept in memory for this session
+    assert store.watches().iloc[0]["end_reason"] == "finished"
+    assert len(_store_warnings(caplog)) == 1
+    store.close()
