@@ -1,7 +1,8 @@
 """The ``%export_status`` line magic. Parsing and settings only; the work is in clients, monitor and views.
 
 Settings are traitlets on :class:`ExportStatus` (``%config ExportStatus.interval = 5``); a flag beats a
-setting. Credentials are never settings: they come from the clients' env vars.
+setting. Credentials are never settings: they come from the clients' env vars. Every watch is recorded in the
+watch store (:mod:`export_widgets.store`; ``%config ExportStatus.store``), which ``--resume`` and ``--history`` read.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]  # re-exported, not declared
-from traitlets import Bool, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from .errors import ExportWidgetsError
 from .models import ExportTask
 from .monitor import ExportMonitor, MonitorGroup, MonitorStatus
+from .persist import history_frame, notify, record, resume
 from .providers import (
     REGISTRY,
     ClientSettings,
@@ -63,11 +65,20 @@ class ExportStatus(Magics, Configurable):
     short_errors = Bool(True, config=True, help="One-line errors (False shows the full traceback).")
     simulator_speed = Float(1.0, config=True,
                             help="Time compression of the embedded simulator's demo tasks (3 = three times faster).")
+    store = Unicode("", config=True,
+                    help="Where watches are recorded (for --resume and --history): a file or directory, 'off', or "
+                         "':memory:'; empty = env EXPORT_WIDGETS_STORE, else the user's state directory.")
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clients: dict[tuple[object, ...], ProviderClient] = {}
         self._simulator: Any = None
+
+    @observe("store")
+    def _store_changed(self, change: dict[str, Any]) -> None:
+        from .store import set_default_store
+
+        set_default_store(str(change["new"]).strip() or None)  # process-wide: watch() in Python records there too
 
     @validate("default_provider")
     def _valid_provider(self, proposal: dict[str, Any]) -> str:
@@ -94,6 +105,13 @@ class ExportStatus(Magics, Configurable):
     @argument("--list", action="store_true", help="List the dataset's export tasks (ModelArts).")
     @argument("--export-type", type=int, help="With --list: 0 labeled, 1 unlabeled, 2 all, 3 search.")
     @argument("--simulate", action="store_true", help="Use the embedded simulator (no credentials needed).")
+    @argument("--resume", action="store_true",
+              help="Reattach to the watches (all, or of the TASK_IDs given) whose kernel went away.")
+    @argument("--history", action="store_true",
+              help="DataFrame of past watches, or of every poll of the TASK_IDs given, across sessions.")
+    @argument("--notify", metavar="URL", help="Webhook to tell when the watch (or all of a dashboard) ends.")
+    @argument("--notify-format", metavar="NAME", help="feishu, dingtalk, slack or json (default: by the URL).")
+    @argument("--notify-stalled", action="store_true", help="Also notify when a task stops moving (stall_after).")
     @line_magic
     def export_status(self, line: str = "") -> Any:
         """Watch dataset export tasks: a live widget by default, ``--once`` for a DataFrame, ``--wait`` to block.
@@ -104,6 +122,8 @@ class ExportStatus(Magics, Configurable):
             %export_status --provider modelarts --dataset DS TASK_ID
             %export_status task-4f2c --wait -o mon
             %export_status --list --dataset DS -o tasks
+            %export_status --resume                  # after a kernel restart
+            %export_status --history task-4f2c -o polls
         """
         args = self.export_status.parser.parse_args(_split(line))
         try:
@@ -118,6 +138,11 @@ class ExportStatus(Magics, Configurable):
         if args.once and args.wait:
             raise UsageError("--once and --wait exclude each other: --once fetches one status, --wait blocks "
                              "until the end")
+        self._check_store_flags(args)
+        if args.history:
+            return self._history(args)
+        if args.resume:
+            return self._resume(args)
         if args.simulate:
             self._ensure_simulator()
         if args.list:
@@ -255,8 +280,15 @@ class ExportStatus(Magics, Configurable):
 
     def _monitor(self, args: argparse.Namespace, target: Target, *, start: bool = True) -> ExportMonitor:
         client, ref = target
-        return ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval or self.interval,
-                             timeout=args.timeout or self.timeout or None, stall_after=self.stall_after, start=start)
+        monitor = ExportMonitor(client, ref.task_id, ref.dataset_id, start=False, **self._monitor_options(args))
+        record(monitor)  # before the first poll, so the store has every one
+        if start:
+            monitor.start()
+        return monitor
+
+    def _monitor_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"interval": args.interval or self.interval, "timeout": args.timeout or self.timeout or None,
+                "stall_after": self.stall_after}
 
     def _watch(self, args: argparse.Namespace, targets: list[Target]) -> None:
         if len(targets) == 1:
@@ -271,6 +303,7 @@ class ExportStatus(Magics, Configurable):
         else:
             watched = MonitorGroup(self._monitor(args, target) for target in targets)
         self._store(args, watched)
+        self._notify(args, watched)
         view = self._view(args, watched)
         if args.wait:
             watched.wait(stop_on_interrupt=True)
@@ -278,6 +311,74 @@ class ExportStatus(Magics, Configurable):
             error = watched.error if isinstance(watched, ExportMonitor) else None
             if error is not None:
                 raise error
+        return None
+
+    # -- the store and notifications ----------------------------------------------------------------------
+
+    @staticmethod
+    def _check_store_flags(args: argparse.Namespace) -> None:
+        if args.resume and args.history:
+            raise UsageError("--resume and --history exclude each other")
+        if (args.notify_format or args.notify_stalled) and not args.notify:
+            raise UsageError("--notify-format and --notify-stalled go with --notify URL")
+        if args.notify and (args.once or args.list or args.history):
+            raise UsageError("--notify goes with a watch (not --once, --list or --history)")
+        if args.notify:
+            from .notify import format_for
+
+            try:
+                format_for(args.notify, args.notify_format)
+            except ValueError as exc:
+                raise UsageError(f"--notify: {exc}") from None
+
+    def _notify(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> None:
+        if args.notify:
+            from .notify import Notifier
+
+            notify(watched.monitors if isinstance(watched, MonitorGroup) else watched,
+                   Notifier(args.notify, args.notify_format), stalled=args.notify_stalled)
+
+    def _history(self, args: argparse.Namespace) -> Any:
+        """``--history [TASK_ID ...]``: the stored watches, or every poll of those tasks."""
+        from .store import default_store
+
+        store = default_store()
+        if store.mode == "off":
+            raise UsageError("the watch store is off (EXPORT_WIDGETS_STORE or %config ExportStatus.store = 'off'):"
+                             " no history is kept")
+        provider = str(get_provider(args.provider).name) if args.provider else None
+        frame = history_frame(store, args.task_ids, provider=provider, tz=self.timezone)
+        self._store(args, frame)
+        return frame
+
+    def _resume(self, args: argparse.Namespace) -> Any:
+        """``--resume [TASK_ID ...]``: reattach to the watches whose kernel went away, their history loaded."""
+        from .store import default_store
+
+        store = default_store()
+        result = resume(store, args.task_ids, timezone=self.qianfan_timezone or None, **self._monitor_options(args))
+        for line in result.skipped:
+            print(f"export_status --resume: {line}", file=sys.stderr)
+        if not result.monitors:
+            where = store.path if store.persistent else f"the {store.mode} store"
+            print(f"Nothing to resume: no watch in {where} was left unfinished by a kernel that has gone.")
+            return None
+        if len(result.monitors) == 1:  # as a new watch: the first answer in the cell (a finished task ends here)
+            monitor = result.monitors[0]
+            delay = monitor.poll_once()
+            if delay is not None:
+                monitor.start(delay)
+            watched: ExportMonitor | MonitorGroup = monitor
+        else:
+            for monitor in result.monitors:
+                monitor.start()
+            watched = MonitorGroup(result.monitors)
+        self._store(args, watched)
+        self._notify(args, watched)
+        view = self._view(args, watched)
+        if args.wait:
+            watched.wait(stop_on_interrupt=True)
+            view.finalize()
         return None
 
     def _view(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> Any:

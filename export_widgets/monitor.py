@@ -123,6 +123,8 @@ class ExportMonitor:
         The scheduler to use; monitors share the process-wide one by default.
     start : bool
         Start polling now. With ``start=False`` drive it with :meth:`poll_once` (tests do).
+    history : History, optional
+        Polls of an earlier watch of this task to continue from (a resumed watch: ETA and rate go on).
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class ExportMonitor:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         start: bool = True,
+        history: History | None = None,
     ) -> None:
         source = as_task_source(client)
         if source.needs_dataset and not dataset_id:
@@ -161,7 +164,7 @@ class ExportMonitor:
         self.timeout = None if timeout is None else float(timeout)
         self.stall_after = float(stall_after)
         self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
-        self.history = History(source.name, task_id)
+        self.history = History(source.name, task_id) if history is None else history
         self._clock = clock
         self._rng = rng or random.Random()
         self._poller = poller
@@ -468,17 +471,36 @@ class MonitorGroup:
 
 
 def watch(client: Any, task_id: str, dataset_id: str | None = None, interval: float | None = None,
-          timeout: float | None = None, **options: Any) -> ExportMonitor:
-    """Start monitoring one export task in the background and return its :class:`ExportMonitor` at once."""
-    return ExportMonitor(client, task_id, dataset_id, interval=interval, timeout=timeout, **options)
+          timeout: float | None = None, *, on_done: Callable[[ExportMonitor], None] | None = None,
+          store: Any = None, **options: Any) -> ExportMonitor:
+    """Start monitoring one export task in the background and return its :class:`ExportMonitor` at once.
+
+    The watch is recorded in the watch store (``store``: None for the process-wide one, a
+    :class:`~export_widgets.store.Store`, or False for none); ``on_done(monitor)`` is called once when it ends.
+    """
+    from .persist import follow
+
+    start = options.pop("start", True)
+    monitor = ExportMonitor(client, task_id, dataset_id, interval=interval, timeout=timeout, start=False, **options)
+    return follow(monitor, store=store, on_done=on_done, start=start)
 
 
 def watch_many(targets: Sequence[tuple[Any, str] | tuple[Any, str, str | None]], interval: float | None = None,
-               timeout: float | None = None, **options: Any) -> MonitorGroup:
-    """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``."""
+               timeout: float | None = None, *, on_done: Callable[[MonitorGroup], None] | None = None,
+               store: Any = None, **options: Any) -> MonitorGroup:
+    """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``.
+
+    Each watch is recorded as :func:`watch` records it; ``on_done(group)`` is called once, when all have ended.
+    """
+    from .persist import follow, when_all_done
+
+    start = options.pop("start", True)
     monitors = []
-    for target in targets:
+    for target in targets:  # every target checked before any polling starts
         client, task_id, *rest = target
         monitors.append(ExportMonitor(client, task_id, rest[0] if rest else None, interval=interval,
-                                      timeout=timeout, **options))
-    return MonitorGroup(monitors)
+                                      timeout=timeout, start=False, **options))
+    group = MonitorGroup(follow(monitor, store=store, start=start) for monitor in monitors)
+    if on_done is not None:
+        when_all_done(group.monitors, lambda: on_done(group))
+    return group

@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .models import provider_label
+from .providers import provider_label
 from .redact import MASK, redact_text, register_secret
 
 __all__ = [

@@ -988,6 +988,7 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())[:200]
 
 
+_OUTCOME_NAMES = tuple(outcome.label for outcome in Outcome)  # by value: History stores an Outcome as its int
 _STATE_VALUES = tuple(state.value for state in TaskState)  # History stores TaskState by its position
 _NO_STATE = 255
 
@@ -1000,7 +1001,7 @@ def _history_values(wkey: int, seq: int, h: History, i: int, clean: Callable[[st
     state, finished, total = h.state[i], h.finished[i], h.total[i]
     message = h.messages.get(i)
     return (wkey, seq, h.polled_at[i], None if latency != latency else latency * 1000.0,  # x != x: NaN
-            Outcome.NAMES[h.outcome[i]], clean(h.codes.values[h.error_code[i]]),
+            _OUTCOME_NAMES[h.outcome[i]], clean(h.codes.values[h.error_code[i]]),
             None if message is None else _clean(message), None if state == _NO_STATE else _STATE_VALUES[state],
             clean(h.statuses.values[h.raw_status[i]]), None if progress != progress else progress,
             None if finished < 0 else finished, None if total < 0 else total, None if size != size else size)
@@ -1028,7 +1029,7 @@ def _task_filter(provider: str | None, task_id: str | None) -> tuple[str, list[A
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-_OUTCOME_INDEX = {name: i for i, name in enumerate(Outcome.NAMES)}
+_OUTCOME_INDEX = {name: i for i, name in enumerate(_OUTCOME_NAMES)}
 
 
 def _replay(history: History, row: Sequence[Any]) -> None:
@@ -1045,7 +1046,7 @@ def _replay(history: History, row: Sequence[Any]) -> None:
                           total_samples=total, size_mb=size_mb, error_code=error_code)
         history.record_task(polled_at, latency, task)
     else:
-        history.record_error(polled_at, latency, _OUTCOME_INDEX.get(outcome, Outcome.INTERNAL), error_code,
+        history.record_error(polled_at, latency, Outcome(_OUTCOME_INDEX.get(outcome, Outcome.INTERNAL)), error_code,
                              error_message or "")
 
 
@@ -1068,7 +1069,7 @@ def _polls_frame(rows: list[tuple[Any, ...]], tz: str) -> pd.DataFrame:
         .tz_localize("UTC").tz_convert(tz)
     for column in ("latency_ms", "progress", "size_mb"):
         frame[column] = frame[column].astype("float64")
-    frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(list(Outcome.NAMES)))
+    frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(list(_OUTCOME_NAMES)))
     frame["state"] = frame["state"].astype(pd.CategoricalDtype([s.value for s in TaskState]))
     for column in ("provider", "task_id", "error_code", "raw_status"):
         frame[column] = frame[column].astype(object).astype("category")
