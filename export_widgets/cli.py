@@ -290,6 +290,20 @@ def _describe(spec: Any) -> str:
     return pending + end
 
 
+def _other_credentials(sim: Any) -> list[str]:
+    """The ModelArts credential kinds besides the AK/SK above, indented so no line reads as an export to paste."""
+    creds = sim.credentials
+    return [
+        "ModelArts also accepts, instead of that AK/SK:",
+        "  an IAM token (sent as X-Auth-Token; Python: ModelArtsClient(token=...)):",
+        f"    {creds.token}",
+        "  temporary AK/SK with its security token (signed X-Security-Token):",
+        f"    HUAWEICLOUD_SDK_AK={shlex.quote(creds.temp_ak)}",
+        f"    HUAWEICLOUD_SDK_SK={shlex.quote(creds.temp_sk)}",
+        f"    HUAWEICLOUD_SDK_SECURITY_TOKEN={shlex.quote(creds.security_token)}",
+    ]
+
+
 def _banner(sim: Any, scenario: Any) -> str:
     specs = sorted(sim.tasks.values(), key=lambda s: (s.provider, s.task_id))
     lines = [f"{PROG} simulator listening on {sim.url}",
@@ -298,9 +312,14 @@ def _banner(sim: Any, scenario: Any) -> str:
     lines += ["  " + line for line in render.text_table(
         [[s.provider, s.task_id, s.dataset_id or "-", _describe(s)] for s in specs],
         ("PROVIDER", "TASK ID", "DATASET", "BEHAVIOUR")).splitlines()]
+    policy = sim.create_policy
+    limit = f"at most {policy.running_limit} running" if policy.running_limit else "no running limit"
+    lines += ["", f"Exports started by a create request: {_describe(policy.spec(provider='modelarts', task_id='new'))}"
+              f" ({limit}); finished Qianfan exports are downloadable from {sim.url}/bos/..."]
     lines += ["", "Simulator credentials (fake, accepted only by this simulator; not real secrets).",
               "Paste these into another shell:"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in sim.env.items()]
+    lines += [""] + _other_credentials(sim)
     examples = []
     for provider in ("modelarts", "qianfan"):
         spec = next((s for s in specs if s.provider == provider), None)

@@ -132,8 +132,8 @@ def test_qianfan_success_with_download_url(sim):
     done = client.get_export_task(QF_OK)
     assert (done.state, done.progress, done.finished_samples, done.total_samples, done.size_mb) == (
         TaskState.SUCCEEDED, 100.0, 55000, 55000, 842.37)
-    assert done.download_url.startswith("https://qianfan-exports.bj.bcebos.com/ds-1042/v3/export-20240601.zip"
-                                        "?authorization=bce-auth-v1%2F")
+    assert done.download_url.startswith(f"{sim.url}/bos/qianfan-exports/ds-1042/v3/export-20240601.zip"
+                                        "?authorization=bce-auth-v1%2F")  # the simulator serves the file itself
     created = datetime.fromtimestamp(sim.tasks[QF_OK].created_at, timezone.utc)
     assert done.created_at == created and done.finished_at == created + timedelta(seconds=10)
     assert done.created_at.utcoffset() == timedelta(hours=8)  # Qianfan shows Beijing time

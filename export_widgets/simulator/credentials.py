@@ -24,6 +24,9 @@ class SimulatorCredentials:
     security_token: str = "gQpjbi1ub3J0aC00SimulatorSecurityToken-not-real"
     qianfan_ak: str = "0b5e3c9d7a1f4e2b8c6d0a9e7f3b1c5d"
     qianfan_sk: str = "e4a7c1f9b2d6083a5c7e9f1b3d5a7c9e"
+    #: The platform's own BOS key that pre-signs download URLs (never given to clients).
+    bos_ak: str = "a1c3e5f7b9d24680ace13579bdf02468"
+    bos_sk: str = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 
     def __repr__(self) -> str:
         return "SimulatorCredentials(ModelArts AK/SK, IAM token, temporary AK/SK, Qianfan AK/SK: ***)"

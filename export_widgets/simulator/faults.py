@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Union
+from typing import Any
 
-__all__ = ["ANY_TASK", "FAULT_KINDS", "Fault", "FaultBook"]
+__all__ = ["ANY_TASK", "DOWNLOAD_FAULT_KINDS", "FAULT_KINDS", "Fault", "FaultBook"]
 
 #: Fault key that applies to every request, including the ModelArts list endpoint.
 ANY_TASK = "*"
@@ -38,7 +39,14 @@ FAULT_KINDS: Mapping[str, str] = {
     "huge_body": "the task plus `size` bytes (default 5 MB) of padding in an extra field",
     "not_found": "the vendor's missing-task answer (`status` 404 turns ModelArts' 400 into a 404)",
     "auth_revoked": "HTTP 403: the credentials were revoked",
+    "download_cut": "download only: send the headers and the first `size` body bytes (default half), then close",
+    "download_error": "download only: HTTP `status` (default 503) in BOS's JSON error style",
+    "download_slow": "download only: pause `seconds` (default 0.05) between 64 KiB pieces of the body",
+    "download_no_range": "download only: ignore Range and If-Range, answer 200 with the whole file",
 }
+
+#: Kinds that fire only on downloads of the export file (keyed by the task id); the others never do.
+DOWNLOAD_FAULT_KINDS = frozenset(kind for kind in FAULT_KINDS if kind.startswith("download_"))
 
 _AUTO = "auto"
 
@@ -60,7 +68,7 @@ class Fault:
     """
 
     kind: str
-    times: Union[int, None, str] = _AUTO
+    times: int | None | str = _AUTO
     after: float | None = None
     until: float | None = None
     status: int | None = None
@@ -79,6 +87,8 @@ class Fault:
             object.__setattr__(self, "times", None if windowed else 1)
         if self.times is not None and (not isinstance(self.times, int) or self.times < 1):
             raise ValueError(f"fault times must be a positive integer or None, got {self.times!r}")
+        if self.kind == "download_error" and self.status is not None and self.status < 400:
+            raise ValueError(f"download_error status must be an HTTP error (>= 400), got {self.status}")
         if self.kind == "server_error" and self.status not in (None, 500, 502, 503, 504):
             raise ValueError(f"server_error status must be 500, 502, 503 or 504, got {self.status}")
         if self.status is not None and not 100 <= self.status <= 599:
@@ -89,7 +99,7 @@ class Fault:
                 raise ValueError(f"fault {name} must be >= 0, got {value}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | str) -> "Fault":
+    def from_dict(cls, data: Mapping[str, Any] | str) -> Fault:
         """Build from a dict such as ``{"kind": "rate_limit", "retry_after": 3}`` (or just a kind name)."""
         if isinstance(data, str):
             return cls(kind=data)
@@ -104,7 +114,7 @@ class Fault:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name == "kind" or getattr(self, f.name) != f.default}
 
-    def scaled(self, factor: float) -> "Fault":
+    def scaled(self, factor: float) -> Fault:
         """The same fault with its time window multiplied by ``factor`` (transport delays stay real seconds)."""
         return dataclasses.replace(
             self,
@@ -122,7 +132,7 @@ class _Armed:
 
     def __init__(self, fault: Fault) -> None:
         self.fault = fault
-        self.left = fault.times
+        self.left: int | None = fault.times if isinstance(fault.times, int) else None  # "auto" is resolved by now
 
 
 class FaultBook:
@@ -159,10 +169,15 @@ class FaultBook:
         with self._lock:
             return [a.fault for a in self._armed.get(key, []) if a.left is None or a.left > 0]
 
-    def take(self, key: str, elapsed: float) -> Fault | None:
-        """Consume and return the first fault for ``key`` active at ``elapsed`` seconds, if any."""
+    def take(self, key: str, elapsed: float, *, download: bool = False) -> Fault | None:
+        """Consume and return the first fault for ``key`` active at ``elapsed`` seconds, if any.
+
+        ``download`` picks the family: download kinds for file downloads, every other kind for API calls.
+        """
         with self._lock:
             for armed in self._armed.get(key, []):
+                if (armed.fault.kind in DOWNLOAD_FAULT_KINDS) != download:
+                    continue
                 if (armed.left is None or armed.left > 0) and armed.fault.active_at(elapsed):
                     if armed.left is not None:
                         armed.left -= 1

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 __all__ = ["RequestLog", "RequestRecord"]
 
@@ -16,6 +16,9 @@ class RequestRecord:
     ``time`` is the scenario clock, ``wall_time`` the real one. ``status`` is None when no answer was sent
     (``drop``/``timeout`` faults). ``auth_ok`` is None for requests that never reached authentication
     (unknown route). ``connection_id`` numbers TCP connections, so keep-alive reuse is visible.
+    ``operation`` is the vendor's name (``GetExportTasksStatusOfDataset``, ``CreateExportTask``, ...);
+    ``kind`` the provider-neutral one: ``"status"``, ``"list"``, ``"create"`` or ``"download"`` (None for
+    unknown routes). For a create, ``task_id`` is the id it created (None if it created nothing).
     """
 
     time: float
@@ -29,6 +32,7 @@ class RequestRecord:
     auth_ok: bool | None
     fault: str | None = None
     connection_id: int = 0
+    kind: str | None = None
 
 
 class RequestLog:
@@ -53,10 +57,24 @@ class RequestLog:
         with self._lock:
             self._records.clear()
 
-    def count(self, task_id: str | None = None, provider: str | None = None) -> int:
-        """How many requests matched ``task_id`` and/or ``provider`` (all when both are None)."""
+    def count(self, task_id: str | None = None, provider: str | None = None, operation: str | None = None,
+              status: int | None = None) -> int:
+        """How many requests matched every filter given (all requests when none is).
+
+        ``operation`` is a kind (``"status"``, ``"list"``, ``"create"``, ``"download"``) or a vendor operation
+        name; ``status`` an HTTP status (requests left unanswered have none).
+        """
         return sum(1 for r in self.snapshot()
-                   if (task_id is None or r.task_id == task_id) and (provider is None or r.provider == provider))
+                   if (task_id is None or r.task_id == task_id) and (provider is None or r.provider == provider)
+                   and (operation is None or operation in (r.kind, r.operation))
+                   and (status is None or r.status == status))
+
+    def counts(self) -> dict[str, int]:
+        """Requests per kind, e.g. ``{"list": 3, "status": 2}`` (unknown routes under ``"other"``)."""
+        out: dict[str, int] = {}
+        for record in self.snapshot():
+            out[record.kind or "other"] = out.get(record.kind or "other", 0) + 1
+        return out
 
     def __iter__(self) -> Iterator[RequestRecord]:
         return iter(self.snapshot())

@@ -7,21 +7,25 @@ Nagle + delayed ACK. Every wait a fault asks for is an ``Event.wait``, so :meth:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import re
 import socket
 import struct
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .app import Request, SimulatorApp
 from .clock import Clock
 from .credentials import DEFAULT_PROJECT_ID, SimulatorCredentials
+from .exportfile import ExportFile
 from .faults import Fault
 from .requestlog import RequestLog
-from .scenario import Scenario, TaskSpec
+from .scenario import DEFAULT_DOWNLOAD_TTL, CreatePolicy, Scenario, TaskSpec
 from .vendor import Response, reason
 
 __all__ = ["ENDPOINT_ENV", "Simulator", "SimulatorServer", "serve"]
@@ -32,12 +36,13 @@ log = logging.getLogger(__name__)
 ENDPOINT_ENV = "EXPORT_WIDGETS_MODELARTS_ENDPOINT"
 _LOOPBACK = ("127.0.0.1", "localhost")
 _MAX_BODY = 1 << 20
+_QUERY = re.compile(r"(\S)\?\S*")
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive by default
     timeout = 120  # an idle keep-alive connection is closed after this many seconds
-    server: "SimulatorServer"
+    server: SimulatorServer
 
     def setup(self) -> None:
         super().setup()
@@ -51,7 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.unregister(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-        log.debug("%s " + format, self.client_address[0], *args)
+        # Request lines carry queries, and a download's query is its signature: log the path only.
+        safe = tuple(_QUERY.sub(r"\1?***", arg) if isinstance(arg, str) else arg for arg in args)
+        log.debug("%s " + format, self.client_address[0], *safe)
 
     def _serve(self) -> None:
         length_text = self.headers.get("Content-Length", "0") or "0"
@@ -68,9 +75,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.errors.append(exc)
             log.debug("simulator error", exc_info=True)
             response = Response(500, (("Content-Type", "text/plain"),), b"simulator internal error\n")
+        if self.command == "HEAD":
+            response = dataclasses.replace(response, head_only=True)  # headers only, whatever the route
         self._deliver(response)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def _deliver(self, response: Response) -> None:
         stopping = self.server.stop_event
@@ -92,16 +101,43 @@ class _Handler(BaseHTTPRequestHandler):
             # Linger 0 turns close() into a TCP RST: the client sees a reset, not a clean EOF.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
+        if response.stream is not None:
+            self._stream(response)
+            return
         self._write(response)
+
+    def _stream(self, response: Response) -> None:
+        """Send a streamed body piece by piece; a ``cut_after`` closes the connection early (a clean FIN, so
+        the client receives exactly that many bytes and then sees the body end short)."""
+        if not self._write_raw(response.head_bytes(reason(response.status))):
+            return
+        if response.head_only or response.stream is None:
+            return
+        left = response.cut_after
+        for piece in response.stream():
+            if left is not None and len(piece) >= left:
+                self._write_raw(piece[:left])
+                self.close_connection = True
+                return
+            if not self._write_raw(piece):
+                return  # the client went away
+            if left is not None:
+                left -= len(piece)
+            if response.chunk_delay and self.server.stop_event.wait(response.chunk_delay):
+                self.close_connection = True  # shutting down
+                return
 
     def _write(self, response: Response) -> None:
         self._write_raw(response.to_bytes(reason(response.status)))
 
-    def _write_raw(self, data: bytes) -> None:
+    def _write_raw(self, data: bytes) -> bool:
+        """Send ``data``; False (and the connection marked for closing) if the client has gone away."""
         try:
             self.wfile.write(data)  # unbuffered socket writer: one sendall
         except OSError:
             self.close_connection = True  # the client went away (e.g. it timed out first)
+            return False
+        return True
 
 
 class SimulatorServer(ThreadingHTTPServer):
@@ -165,24 +201,31 @@ class Simulator:
         wall_clock: Callable[[], float] | None = None,
         project_id: str = DEFAULT_PROJECT_ID,
         credentials: SimulatorCredentials | None = None,
+        create: CreatePolicy | Mapping[str, Any] | None = None,
+        download_ttl: int | None = None,
     ) -> None:
         if tasks is not None and scenario is not None:
             raise ValueError("pass tasks= or scenario=, not both")
         specs = scenario.scaled_tasks() if scenario is not None else tasks
+        if create is None and scenario is not None:
+            create = scenario.scaled_create()
+        if download_ttl is None:
+            download_ttl = scenario.download_ttl if scenario is not None else DEFAULT_DOWNLOAD_TTL
         self.scenario = scenario
         self.app = SimulatorApp(specs, clock=clock, wall_clock=wall_clock, project_id=project_id,
-                                credentials=credentials)
+                                credentials=credentials, create=create, download_ttl=download_ttl)
         self._port = port
         self._server: SimulatorServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Bind and serve in a daemon thread. Raises ``OSError`` if the port is taken."""
         if self._server is not None:
             return self
         self._server = SimulatorServer(self.app, port=self._port)
+        self.app.public_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"export-widgets-simulator:{self.port}", daemon=True)
         self._thread.start()
@@ -200,7 +243,7 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -260,7 +303,8 @@ class Simulator:
 
     def modelarts_client(self, **kwargs: Any) -> Any:
         """A ``ModelArtsClient`` for this simulator (its AK/SK unless ``token=`` is given; kwargs override)."""
-        from ..providers import ModelArtsClient  # lazy: keeps the simulator import light
+        # Imported here, not at the top: keeps the simulator import light.
+        from ..providers import ModelArtsClient
 
         args: dict[str, Any] = {"project_id": self.project_id, "endpoint": self.url, "environ": {}}
         if "token" not in kwargs:
@@ -310,9 +354,40 @@ class Simulator:
         """Every request seen so far (thread-safe)."""
         return self.app.requests
 
-    def request_count(self, task_id: str | None = None, provider: str | None = None) -> int:
-        """Number of requests for ``task_id`` and/or ``provider``."""
-        return self.app.requests.count(task_id=task_id, provider=provider)
+    def request_count(self, task_id: str | None = None, provider: str | None = None, *,
+                      operation: str | None = None, status: int | None = None) -> int:
+        """Number of requests matching every filter given.
+
+        ``operation``: ``"status"``, ``"list"``, ``"create"`` or ``"download"`` (or a vendor operation name such
+        as ``"GetExportTasksStatusOfDataset"``). E.g. ``sim.request_count(operation="list")`` counts ModelArts
+        list pages, ``sim.request_count("t1", operation="status")`` the status calls for task t1.
+        """
+        return self.app.requests.count(task_id=task_id, provider=provider, operation=operation, status=status)
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests per kind so far, e.g. ``{"list": 2, "status": 1}``."""
+        return self.app.requests.counts()
+
+    # -- creates and downloads --------------------------------------------------------------------------
+
+    @property
+    def create_policy(self) -> CreatePolicy:
+        """What create requests start now (see :class:`.CreatePolicy`)."""
+        return self.app.create_policy
+
+    def set_create_policy(self, policy: CreatePolicy | Mapping[str, Any]) -> None:
+        """Change what later creates start, e.g. ``sim.set_create_policy({"template": {"duration": 5},
+        "running_limit": 2, "read_lag": 3})``."""
+        self.app.set_create_policy(policy)
+
+    def download_url_for(self, task_id: str) -> str:
+        """The pre-signed ``downloadUrl`` a finished Qianfan task has now (valid ``download_ttl`` scenario
+        seconds). Raises ``ValueError`` before the export has succeeded."""
+        return self.app.download_url_for(task_id)
+
+    def export_file(self, task_id: str) -> ExportFile:
+        """The file behind a Qianfan task's ``downloadUrl``: ``.size``, ``.read(start, end)``, ``.sha256()``."""
+        return self.app.export_file(task_id)
 
     @property
     def errors(self) -> list[BaseException]:

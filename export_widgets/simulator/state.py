@@ -14,9 +14,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+from .bos import object_location
+from .exportfile import MIB
 from .scenario import TaskSpec
 
-__all__ = ["Phase", "SHANGHAI", "modelarts_status", "phase_at", "qianfan_result", "signed_download_url"]
+__all__ = ["FAILED", "PENDING", "Phase", "RUNNING", "SHANGHAI", "STOPPED", "SUCCEEDED", "modelarts_status", "phase_at",
+           "qianfan_result", "qianfan_size_mb", "signed_download_url"]
 
 #: Qianfan console times are Beijing time. China has had no DST since 1991, so a fixed offset is exact
 #: and needs no tz database.
@@ -57,7 +60,8 @@ def phase_at(spec: TaskSpec, now: float) -> Phase:
         return Phase("absent", 0.0, created, None)
     if elapsed < spec.start_delay:
         return Phase(PENDING, 0.0, created, None)
-    end_percent = {"succeed": 100.0, "fail": spec.fail_at, "stall": spec.stall_at, "stop": spec.stop_at}[spec.outcome]
+    end_percent = float({"succeed": 100.0, "fail": spec.fail_at, "stall": spec.stall_at,
+                         "stop": spec.stop_at}[spec.outcome])  # a float even when the scenario says 60
     end_time = created + spec.start_delay + spec.duration * end_percent / 100.0
     if now < end_time:
         progress = 100.0 * (elapsed - spec.start_delay) / spec.duration
@@ -82,15 +86,17 @@ def modelarts_status(spec: TaskSpec, now: float) -> dict[str, Any]:
         "task_id": spec.task_id,
         "path": spec.path or f"/obs-export-bucket/exports/{spec.task_id}/",
         "export_type": spec.effective_export_type,
-        "version_format": "Default",
-        "export_format": 2,
+        "version_format": spec.version_format,
+        "export_format": spec.export_format,
         "export_params": copy.deepcopy(dict(spec.export_params)) if spec.export_params is not None
         else dict(_DEFAULT_EXPORT_PARAMS),
         "status": _MODELARTS_STATUS[phase.state],
-        "progress": round(phase.progress, 2),
+        "progress": float(round(phase.progress, 2)),  # documented as Float: always 50.0, never 50
         "create_time": _ms(created),
         "update_time": _ms(phase.updated_at),
     }
+    if spec.version_id is not None:  # the documented examples omit it; a versioned export has it
+        body["version_id"] = spec.version_id
     if phase.state != PENDING:  # the service omits the counts until the task has started
         body["finished_sample_count"] = _count(spec, phase.progress)
         body["total_sample_count"] = spec.total_samples
@@ -105,10 +111,11 @@ def _shanghai(seconds: float) -> str:
 
 
 def signed_download_url(spec: TaskSpec, finished_at: float) -> str:
-    """A realistic pre-signed BOS URL for the export file (deterministic; the key material is fake)."""
-    bucket, _, key = (spec.path or "").removeprefix("bos:/").partition("/")
-    if not bucket or not key:
-        bucket, key = "qianfan-sys-export", f"dataset-export/{spec.task_id}/export.zip"
+    """A realistic pre-signed BOS URL for the export file (deterministic; the key material is fake).
+
+    Used when no simulator server is running; a running simulator serves its own URL (see :mod:`.bos`).
+    """
+    bucket, key = object_location(spec.task_id, spec.path)
     digest = hashlib.sha256(f"bos-ak:{spec.task_id}".encode()).hexdigest()
     access_key = digest[:32]
     when = datetime.fromtimestamp(finished_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -118,8 +125,17 @@ def signed_download_url(spec: TaskSpec, finished_at: float) -> str:
             f"?authorization={quote(f'{prefix}/host/{sig}', safe='')}")
 
 
-def qianfan_result(spec: TaskSpec, now: float) -> dict[str, Any]:
-    """Qianfan DescribeExportTask ``result`` JSON for ``spec`` at ``now``."""
+def qianfan_size_mb(spec: TaskSpec) -> float:
+    """``sizeMB``: the spec's figure, or the exact ``size_bytes`` in MiB rounded to 2 decimals."""
+    return spec.size_mb if spec.size_bytes is None else round(spec.size_bytes / MIB, 2)
+
+
+def qianfan_result(spec: TaskSpec, now: float, download_url: str | None = None) -> dict[str, Any]:
+    """Qianfan DescribeExportTask ``result`` JSON for ``spec`` at ``now``.
+
+    ``download_url`` is what a finished export links to (the running simulator's own pre-signed URL); None
+    gives a realistic but unreachable bcebos.com URL.
+    """
     phase = phase_at(spec, now)
     created = spec.created_at if spec.created_at is not None else now
     progress: Any
@@ -132,12 +148,12 @@ def qianfan_result(spec: TaskSpec, now: float) -> dict[str, Any]:
     return {
         "storageType": spec.storage_type,
         "storagePath": spec.path or f"bos:/qianfan-sys-export/dataset-export/{spec.task_id}/export.zip",
-        "sizeMB": spec.size_mb,
+        "sizeMB": qianfan_size_mb(spec),
         "sampleCount": spec.total_samples,
         "exportStatus": _QIANFAN_STATUS[phase.state],
         "progress": progress,
         "startTime": _shanghai(created),
         "finishTime": _shanghai(phase.finished_at) if phase.finished_at is not None else "",
-        "downloadUrl": signed_download_url(spec, phase.finished_at)
+        "downloadUrl": (download_url or signed_download_url(spec, phase.finished_at))
         if phase.state == SUCCEEDED and phase.finished_at is not None else "",
     }

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 
 from .faults import Fault
@@ -42,6 +44,10 @@ class Response:
     ``action``: ``send`` (normal), ``drop`` (close without answering), ``hold`` (keep the connection open
     ``hold`` seconds, then close unanswered) or ``reset_mid_body`` (send headers and half the body, close).
     ``delay`` is waited before sending. Waits are cut short when the server shuts down.
+
+    Downloads stream: ``stream()`` yields the body in pieces (``stream_length`` bytes in all, never held whole);
+    ``cut_after`` closes the connection after that many body bytes; ``chunk_delay`` pauses between pieces;
+    ``head_only`` sends the headers alone (HEAD).
     """
 
     status: int
@@ -50,6 +56,11 @@ class Response:
     action: str = "send"
     delay: float = 0.0
     hold: float = 0.0
+    stream: Callable[[], Iterator[bytes]] | None = None
+    stream_length: int = 0
+    cut_after: int | None = None
+    chunk_delay: float = 0.0
+    head_only: bool = False
 
     def json(self) -> Any:
         """The body parsed as JSON (for tests)."""
@@ -59,12 +70,17 @@ class Response:
         """First header called ``name`` (case-insensitive)."""
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
-    def to_bytes(self, reason: str) -> bytes:
-        """Status line, headers and body as one buffer, so it leaves in a single send (no Nagle stall)."""
+    def head_bytes(self, reason: str) -> bytes:
+        """Status line and headers (``Content-Length`` is the stream's length for a streamed body)."""
+        length = self.stream_length if self.stream is not None else len(self.body)
         head = [f"HTTP/1.1 {self.status} {reason}", f"Date: {formatdate(usegmt=True)}", f"Server: {SERVER_NAME}"]
         head += [f"{name}: {value}" for name, value in self.headers]
-        head.append(f"Content-Length: {len(self.body)}")
-        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + self.body
+        head.append(f"Content-Length: {length}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+    def to_bytes(self, reason: str) -> bytes:
+        """Status line, headers and body as one buffer, so it leaves in a single send (no Nagle stall)."""
+        return self.head_bytes(reason) + (b"" if self.head_only else self.body)
 
 
 def new_request_id(provider: str) -> str:
@@ -128,14 +144,12 @@ def server_error(provider: str, status: int, request_id: str) -> Response:
     return qianfan_error(status, code, "We encountered an internal error. Please try again.", request_id)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
-
-
 def reason(status: int) -> str:
     """The HTTP reason phrase."""
-    return _REASONS.get(status, "Unknown")
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def html_page(status: int) -> Response:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Mapping
 from urllib.parse import parse_qsl
 
 from ..signing import bce, sdk_hmac
@@ -38,7 +38,7 @@ class Verdict:
     signed_headers: tuple[str, ...] = ()
 
     @classmethod
-    def fail(cls, reason: str, detail: str, access_key: str | None = None) -> "Verdict":
+    def fail(cls, reason: str, detail: str, access_key: str | None = None) -> Verdict:
         """A rejection with a reason slug and a human-readable detail."""
         return cls(False, reason, detail, access_key)
 
