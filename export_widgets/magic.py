@@ -8,6 +8,7 @@ watch store (:mod:`export_widgets.store`; ``%config ExportStatus.store``), which
 from __future__ import annotations
 
 import argparse
+import atexit
 import sys
 from typing import Any
 
@@ -73,6 +74,7 @@ class ExportStatus(Magics, Configurable):
         super().__init__(shell=shell, **kwargs)
         self._clients: dict[tuple[object, ...], ProviderClient] = {}
         self._simulator: Any = None
+        self._simulated: list[ExportMonitor] = []  # watches of the embedded simulator: they end with it
 
     @observe("store")
     def _store_changed(self, change: dict[str, Any]) -> None:
@@ -223,10 +225,17 @@ class ExportStatus(Magics, Configurable):
 
         scenario = dataclasses.replace(simulator.Scenario.demo(), speed=self.simulator_speed)
         self._simulator = simulator.Simulator(scenario=scenario).start()
+        atexit.register(self._stop_simulated)  # the simulator dies with the kernel: no watch of it to resume
         print(f"Embedded simulator at {self._simulator.url} (no credentials needed)", file=sys.stderr)
 
+    def _stop_simulated(self) -> None:
+        for monitor in self._simulated:
+            monitor.stop()
+        self._simulated.clear()
+
     def close(self) -> None:
-        """Stop the embedded simulator, if this magic started one."""
+        """Stop the embedded simulator, if this magic started one (and the watches of it)."""
+        self._stop_simulated()
         if self._simulator is not None:
             self._simulator.stop()
             self._simulator = None
@@ -282,6 +291,8 @@ class ExportStatus(Magics, Configurable):
         client, ref = target
         monitor = ExportMonitor(client, ref.task_id, ref.dataset_id, start=False, **self._monitor_options(args))
         record(monitor)  # before the first poll, so the store has every one
+        if args.simulate:
+            self._simulated.append(monitor)
         if start:
             monitor.start()
         return monitor

@@ -464,3 +464,15 @@ def test_two_processes_watching_one_task_store_every_poll_once(empty_sim, store_
     for watch_id, rows in polls.groupby("watch_id"):
         assert rows["polled_at"].is_unique, watch_id  # no poll written twice
     store.close()
+
+
+def test_watches_of_the_embedded_simulator_end_with_it(shell, store_path):
+    magic(shell, "--simulate --no-widget -o group")
+    group = shell.user_ns["group"]
+    default_store().flush()
+    assert len(group) >= 2 and Store(store_path).unfinished_watches(include_running=True)
+    shell.run_line_magic("unload_ext", "export_widgets")  # the simulator stops (as it does when the kernel exits)
+    assert group.done
+    default_store().flush()
+    watches = Store(store_path).watches()
+    assert len(watches) == len(group) and watches["ended_at"].notna().all()  # nothing left to --resume
