@@ -173,7 +173,7 @@ def run_resume(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapp
         for client in clients.values():
             client.close()
         _close(store, notifier)
-    return _watch_exit(group, args.timeout, out, err)
+    return max(_watch_exit(group, args.timeout, out, err), 1 if result.skipped else 0)
 
 
 def _follow_to_end(group: Any, args: argparse.Namespace, notifier: Any, out: TextIO) -> None:

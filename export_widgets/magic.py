@@ -371,8 +371,9 @@ class ExportStatus(Magics, Configurable):
         for line in result.skipped:
             print(f"export_status --resume: {line}", file=sys.stderr)
         if not result.monitors:
-            where = store.path if store.persistent else f"the {store.mode} store"
-            print(f"Nothing to resume: no watch in {where} was left unfinished by a kernel that has gone.")
+            where = "the watch store is off" if store.mode == "off" else \
+                f"no watch in {store.path or 'the in-memory store'} was left unfinished by a kernel that has gone"
+            print(f"Nothing to resume: {where}.")
             return None
         if len(result.monitors) == 1:  # as a new watch: the first answer in the cell (a finished task ends here)
             monitor = result.monitors[0]

@@ -152,11 +152,12 @@ def resume(store: Store | None = None, task_ids: Sequence[str] = (), *, environ:
     """
     store = default_store() if store is None else store
     wanted = {str(t) for t in task_ids}
-    orphans = [w for w in store.unfinished_watches() if not wanted or w.task_id in wanted]
+    exists = store.mode != "off" and (store.path is None or store.path.exists())  # a query would create the file
+    orphans = [w for w in store.unfinished_watches() if not wanted or w.task_id in wanted] if exists else []
     result = ResumeResult()
     if wanted:
         found = {w.task_id for w in orphans}
-        running = {w.task_id: w for w in store.unfinished_watches(include_running=True)}
+        running = {w.task_id: w for w in store.unfinished_watches(include_running=True)} if exists else {}
         for task_id in sorted(wanted - found):
             other = running.get(task_id)
             if other is not None and other.owner_alive:
