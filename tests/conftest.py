@@ -10,6 +10,7 @@ file under ``tmp_path`` (the ``store_path`` fixture).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -18,17 +19,12 @@ from pathlib import Path
 
 _SESSION_STORE_DIR = tempfile.mkdtemp(prefix="export-widgets-tests-store-")
 os.environ["EXPORT_WIDGETS_STORE"] = os.path.join(_SESSION_STORE_DIR, "store.sqlite3")
+# Registered before the store module is imported, so it runs after the store's own exit flush (atexit is LIFO).
+atexit.register(shutil.rmtree, _SESSION_STORE_DIR, ignore_errors=True)
 
 import pytest  # noqa: E402 - after the store is pointed away from the user's state directory
 
 from export_widgets.simulator import FakeClock, Simulator, serve  # noqa: E402
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    from export_widgets import store
-
-    store.set_default_store("off")  # writes and closes the session's store before its directory goes
-    shutil.rmtree(_SESSION_STORE_DIR, ignore_errors=True)
 
 
 @pytest.fixture
