@@ -30,6 +30,8 @@ from .redact import one_line
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .store import Store
+
 __all__ = ["Backoff", "ExportMonitor", "MonitorGroup", "MonitorStatus", "watch", "watch_many"]
 
 log = logging.getLogger(__name__)
@@ -472,7 +474,7 @@ class MonitorGroup:
 
 def watch(client: Any, task_id: str, dataset_id: str | None = None, interval: float | None = None,
           timeout: float | None = None, *, on_done: Callable[[ExportMonitor], None] | None = None,
-          store: Any = None, **options: Any) -> ExportMonitor:
+          store: Store | bool | None = None, **options: Any) -> ExportMonitor:
     """Start monitoring one export task in the background and return its :class:`ExportMonitor` at once.
 
     The watch is recorded in the watch store (``store``: None for the process-wide one, a
@@ -487,7 +489,7 @@ def watch(client: Any, task_id: str, dataset_id: str | None = None, interval: fl
 
 def watch_many(targets: Sequence[tuple[Any, str] | tuple[Any, str, str | None]], interval: float | None = None,
                timeout: float | None = None, *, on_done: Callable[[MonitorGroup], None] | None = None,
-               store: Any = None, **options: Any) -> MonitorGroup:
+               store: Store | bool | None = None, **options: Any) -> MonitorGroup:
     """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``.
 
     Each watch is recorded as :func:`watch` records it; ``on_done(group)`` is called once, when all have ended.

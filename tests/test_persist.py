@@ -476,3 +476,31 @@ def test_watches_of_the_embedded_simulator_end_with_it(shell, store_path):
     default_store().flush()
     watches = Store(store_path).watches()
     assert len(watches) == len(group) and watches["ended_at"].notna().all()  # nothing left to --resume
+
+
+def test_a_store_locked_by_another_process_never_holds_a_watch_up(empty_sim, store_path, caplog):
+    Store(store_path).watches()  # the file exists (WAL) ...
+    holder = sqlite3.connect(store_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # ... and another process holds it, for good
+    empty_sim.add_task(TaskSpec("qianfan", "task-l", duration=5, total_samples=50))
+    store = Store(store_path, busy_timeout=0.02, lock_patience=2, batch_interval=0.01)
+    ended: list[ExportMonitor] = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="export_widgets"):
+            monitor = watch(empty_sim.qianfan_client(), "task-l", interval=0.05, store=store, on_done=ended.append)
+            for _ in range(500):  # bounded
+                if monitor.done:
+                    break
+                empty_sim.clock.advance(0.1)
+                time.sleep(0.01)
+            assert monitor.wait(30) is not None and monitor.status is MonitorStatus.FINISHED
+            assert _wait_until(lambda: ended == [monitor])
+            stored = store.polls(task_id="task-l")
+        assert len(stored) == len(monitor.history) == empty_sim.request_count(task_id="task-l")  # kept in memory
+        assert store.mode == ":memory:"
+        warnings = [r.getMessage() for r in caplog.records if r.name.startswith("export_widgets")]
+        assert len(warnings) == 1 and "locked" in warnings[0]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
