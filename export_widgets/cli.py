@@ -183,8 +183,10 @@ def _follow_to_end(group: Any, args: argparse.Namespace, notifier: Any, out: Tex
     if notifier is not None:
         notify(group.monitors, notifier, stalled=args.notify_stalled)
     TextView(group.monitors, stream=out)
-    group.wait(stop_on_interrupt=True)
-    group.stop()
+    try:
+        group.wait(stop_on_interrupt=True, reraise=True)
+    finally:  # Ctrl-C: stop polling, then main() reports "interrupted" and exits 130
+        group.stop()
 
 
 def _notifier(args: argparse.Namespace) -> Any:

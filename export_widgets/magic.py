@@ -1,15 +1,26 @@
 """The ``%export_status`` line magic. Parsing and settings only; the work is in clients, monitor and views.
 
-Settings are traitlets on :class:`ExportStatus` (``%config ExportStatus.interval = 5``); a flag beats a
-setting. Credentials are never settings: they come from the clients' env vars. Every watch is recorded in the
-watch store (:mod:`export_widgets.store`; ``%config ExportStatus.store``), which ``--resume`` and ``--history`` read.
+Settings are traitlets on :class:`ExportStatus` (``%config ExportStatus.interval = 5``), checked when they are
+set; a flag beats a setting. Credentials are never settings: they come from the clients' env vars.
+
+One live monitor per task per kernel: the magic keeps a registry keyed by (provider, endpoint, project, dataset,
+task id). Running ``%export_status`` again for a task still being watched attaches the new view to that monitor
+(its history goes on, ``--interval``/``--timeout`` apply to it) and turns the earlier cell's view into a static
+snapshot saying where the watch moved. ``watch()`` in Python always makes an independent monitor.
+Every watch is recorded in the watch store (:mod:`export_widgets.store`; ``%config ExportStatus.store``), which
+``--resume`` and ``--history`` read.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import builtins
+import inspect
+import keyword
+import math
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -40,6 +51,21 @@ __all__ = ["ExportStatus", "load_ipython_extension"]
 
 #: A task to watch: the client that reaches it and its reference.
 Target = tuple[ProviderClient, TaskRef]
+#: What makes two watches the same: provider, endpoint, project, dataset, task id.
+WatchKey = tuple[str, str, str, str, str]
+
+#: Names ``-o`` must not take: they belong to IPython (besides builtins and keywords).
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___", "_i", "_ii", "_iii",
+                            "_ih", "_oh", "_dh", "_sh", "__builtins__", "__builtin__", "__name__", "__doc__"})
+
+
+@dataclass(eq=False)
+class _Watch:
+    """A view the magic showed, and the callbacks it subscribed on each monitor it shows."""
+
+    view: Any
+    cell: int | None
+    subscriptions: dict[ExportMonitor, list[Any]] = field(default_factory=dict)
 
 
 @magics_class
@@ -66,6 +92,9 @@ class ExportStatus(Magics, Configurable):
     short_errors = Bool(True, config=True, help="One-line errors (False shows the full traceback).")
     simulator_speed = Float(1.0, config=True,
                             help="Time compression of the embedded simulator's demo tasks (3 = three times faster).")
+    unreachable_grace = Float(180.0, config=True,
+                              help="Seconds to retry an endpoint that never answered before the watch ends with an "
+                                   "error (0 = retry forever).")
     store = Unicode("", config=True,
                     help="Where watches are recorded (for --resume and --history): a file or directory, 'off', or "
                          "':memory:'; empty = env EXPORT_WIDGETS_STORE, else the user's state directory.")
@@ -75,6 +104,44 @@ class ExportStatus(Magics, Configurable):
         self._clients: dict[tuple[object, ...], ProviderClient] = {}
         self._simulator: Any = None
         self._simulated: list[ExportMonitor] = []  # watches of the embedded simulator: they end with it
+        self._live: dict[WatchKey, ExportMonitor] = {}  # one live monitor per task in this kernel
+        self._watches: dict[ExportMonitor, _Watch] = {}  # the view showing each live monitor now
+
+    # -- settings, checked when set (``%config`` reports the message and keeps the old value) --------------
+
+    @validate("timezone", "qianfan_timezone")
+    def _valid_zone(self, proposal: dict[str, Any]) -> str:
+        name = str(proposal["value"]).strip()
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(name)
+        except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError; "../x" a ValueError
+            raise TraitError(f"ExportStatus.{proposal['trait'].name} = {proposal['value']!r} is not a time zone: "
+                             "use an IANA name such as 'UTC', 'Europe/Berlin' or 'Asia/Shanghai'") from None
+        return name
+
+    @validate("interval", "stall_after", "simulator_speed")
+    def _valid_positive(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 < value < math.inf:
+            raise TraitError(f"ExportStatus.{proposal['trait'].name} = {proposal['value']!r}: use a number > 0")
+        return value
+
+    @validate("timeout", "unreachable_grace")
+    def _valid_limit(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 <= value < math.inf:
+            raise TraitError(f"ExportStatus.{proposal['trait'].name} = {proposal['value']!r}: use a number of "
+                             "seconds >= 0 (0 = no limit)")
+        return value
+
+    @validate("max_rows")
+    def _valid_rows(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 1:
+            raise TraitError(f"ExportStatus.max_rows = {value!r}: use a number of rows >= 1")
+        return value
 
     @observe("store")
     def _store_changed(self, change: dict[str, Any]) -> None:
@@ -128,6 +195,8 @@ class ExportStatus(Magics, Configurable):
             %export_status --history task-4f2c -o polls
         """
         args = self.export_status.parser.parse_args(_split(line))
+        if args.output is not None:
+            self._check_name(args.output)
         try:
             return self._run(args)
         except ExportWidgetsError as exc:
@@ -234,8 +303,12 @@ class ExportStatus(Magics, Configurable):
         self._simulated.clear()
 
     def close(self) -> None:
-        """Stop the embedded simulator, if this magic started one (and the watches of it)."""
+        """Stop this kernel's live watches and the embedded simulator, if this magic started one."""
         self._stop_simulated()
+        for monitor in list(self._live.values()):
+            monitor.stop()
+        self._live.clear()
+        self._watches.clear()
         if self._simulator is not None:
             self._simulator.stop()
             self._simulator = None
@@ -243,10 +316,23 @@ class ExportStatus(Magics, Configurable):
 
     # -- modes ------------------------------------------------------------------------------------------
 
+    def _check_name(self, name: str) -> None:
+        """``-o NAME`` must be a plain new-able variable: an identifier, not a keyword, not a builtin or one of
+        IPython's own names (overwriting ``print`` or ``Out`` would break the session)."""
+        if not name.isidentifier():
+            raise UsageError(f"-o {name!r} is not a valid variable name: use letters, digits and _ "
+                             "(not starting with a digit), e.g. -o mon")
+        if keyword.iskeyword(name):
+            raise UsageError(f"-o {name!r} is a Python keyword: pick another name, e.g. -o mon")
+        hidden = getattr(self.shell, "user_ns_hidden", None) or {}
+        if name in _IPYTHON_NAMES or name in hidden or _is_output_cache_name(name):
+            raise UsageError(f"-o {name!r} would overwrite an IPython name: pick another name, e.g. -o mon")
+        if hasattr(builtins, name):
+            raise UsageError(f"-o {name!r} would shadow the builtin {name}(): pick another name, e.g. -o mon")
+
     def _store(self, args: argparse.Namespace, value: object) -> None:
         if args.output:
-            if not args.output.isidentifier():
-                raise UsageError(f"-o {args.output!r} is not a valid variable name")
+            self._check_name(args.output)
             if self.shell is not None:
                 self.shell.push({args.output: value})
 
@@ -299,23 +385,88 @@ class ExportStatus(Magics, Configurable):
 
     def _monitor_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"interval": args.interval or self.interval, "timeout": args.timeout or self.timeout or None,
-                "stall_after": self.stall_after}
+                "stall_after": self.stall_after, "unreachable_grace": self.unreachable_grace or None}
+
+    # -- the registry of live monitors ------------------------------------------------------------------
+
+    @staticmethod
+    def watch_key(target: Target) -> WatchKey:
+        """What identifies a watch: provider, endpoint, project, dataset and task id."""
+        client, ref = target
+        return (ref.provider, str(getattr(client, "base_url", "") or ""), str(getattr(client, "project_id", "") or ""),
+                ref.dataset_id or "", ref.task_id)
+
+    def live_monitors(self) -> list[ExportMonitor]:
+        """The monitors this kernel's magic is running now (one per task; get one in a variable with ``-o``)."""
+        self._prune()
+        return list(self._live.values())
+
+    def _prune(self) -> None:
+        """Forget ended monitors: the next magic for their task starts a new watch."""
+        for key, monitor in list(self._live.items()):
+            if monitor.done:
+                del self._live[key]
+        for monitor in [m for m in self._watches if m.done]:
+            del self._watches[monitor]
+
+    def _live_monitor(self, args: argparse.Namespace, target: Target, *, start: bool) -> tuple[ExportMonitor, bool]:
+        """The live monitor of ``target`` (re-configured by the flags given again), or a new one: (monitor, new?)."""
+        key = self.watch_key(target)
+        monitor = self._live.get(key)
+        if monitor is not None and not monitor.done:
+            monitor.configure(interval=args.interval, timeout=args.timeout)
+            return monitor, False
+        monitor = self._monitor(args, target, start=start)
+        self._live[key] = monitor
+        return monitor, True
+
+    def _cell(self) -> int | None:
+        count = getattr(self.shell, "execution_count", None)
+        return count if isinstance(count, int) else None
+
+    def _move(self, monitors: list[ExportMonitor]) -> None:
+        """Detach earlier views from ``monitors`` (now shown by this cell); an earlier view left with no monitor
+        becomes a static snapshot saying where the watch moved."""
+        cell = self._cell()
+        where = f"cell [{cell}]" if cell is not None else "a newer cell"
+        for monitor in monitors:
+            watch = self._watches.pop(monitor, None)
+            if watch is None:
+                continue
+            for callback in watch.subscriptions.pop(monitor, []):
+                monitor.unsubscribe(callback)
+            if not watch.subscriptions:
+                _finalize(watch.view, note=f"This watch moved to {where}; its history goes on there.")
+
+    def _show(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> Any:
+        """Show the view and remember which callbacks it subscribed (to detach them when the watch moves)."""
+        monitors = watched.monitors if isinstance(watched, MonitorGroup) else [watched]
+        before = {monitor: monitor.subscriptions() for monitor in monitors}
+        view = self._view(args, watched)
+        watch = _Watch(view, self._cell())
+        for monitor in monitors:
+            watch.subscriptions[monitor] = [cb for cb in monitor.subscriptions() if cb not in before[monitor]]
+            self._watches[monitor] = watch
+        return view
 
     def _watch(self, args: argparse.Namespace, targets: list[Target]) -> None:
+        self._prune()
         if len(targets) == 1:
-            monitor = self._monitor(args, targets[0], start=False)
-            delay = monitor.poll_once()  # first answer in the cell: a wrong id or key fails right here
-            if monitor.status is MonitorStatus.ERROR and monitor.error is not None:
-                self._store(args, monitor)
-                raise monitor.error
-            if delay is not None:
-                monitor.start(delay)
+            monitor, new = self._live_monitor(args, targets[0], start=False)
+            if new:
+                delay = monitor.poll_once()  # first answer in the cell: a wrong id or key fails right here
+                if monitor.status is MonitorStatus.ERROR and monitor.error is not None:
+                    self._store(args, monitor)
+                    raise monitor.error
+                if delay is not None:
+                    monitor.start(delay)
             watched: ExportMonitor | MonitorGroup = monitor
         else:
-            watched = MonitorGroup(self._monitor(args, target) for target in targets)
+            watched = MonitorGroup(self._live_monitor(args, target, start=True)[0] for target in targets)
         self._store(args, watched)
         self._notify(args, watched)
-        view = self._view(args, watched)
+        self._move(watched.monitors if isinstance(watched, MonitorGroup) else [watched])
+        view = self._show(args, watched)
         if args.wait:
             watched.wait(stop_on_interrupt=True)
             view.finalize()
@@ -375,6 +526,9 @@ class ExportStatus(Magics, Configurable):
                 f"no watch in {store.path or 'the in-memory store'} was left unfinished by a kernel that has gone"
             print(f"Nothing to resume: {where}.")
             return None
+        self._prune()
+        for monitor in result.monitors:  # live in this kernel now: %export_status TASK attaches to it
+            self._live[self.watch_key((monitor.client, monitor.ref))] = monitor
         if len(result.monitors) == 1:  # as a new watch: the first answer in the cell (a finished task ends here)
             monitor = result.monitors[0]
             delay = monitor.poll_once()
@@ -387,7 +541,7 @@ class ExportStatus(Magics, Configurable):
             watched = MonitorGroup(result.monitors)
         self._store(args, watched)
         self._notify(args, watched)
-        view = self._view(args, watched)
+        view = self._show(args, watched)
         if args.wait:
             watched.wait(stop_on_interrupt=True)
             view.finalize()
@@ -415,8 +569,32 @@ class ExportStatus(Magics, Configurable):
 def _split(line: str) -> list[str]:
     """The magic's arguments, with one pair of surrounding quotes removed from each (IPython's own split
     keeps them, so ``"task-1"`` would reach the server with its quotes); backslashes stay as typed."""
-    return [arg[1:-1] if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"" else arg
-            for arg in arg_split(line, strict=True)]
+    try:
+        parts = arg_split(line, strict=True)
+    except ValueError as exc:  # shlex: "No closing quotation" / "No escaped character"
+        raise UsageError(f"cannot read the arguments ({str(exc).lower()}): close the quote, or put the value "
+                         "in matching quotes") from None
+    return [arg[1:-1] if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"" else arg for arg in parts]
+
+
+def _is_output_cache_name(name: str) -> bool:
+    """``_12``, ``_i12``, ``_ii`` ...: names IPython's output and input caches write to."""
+    return name.startswith("_") and (name[1:].isdigit() or (name.startswith("_i") and name[2:].isdigit()))
+
+
+def _finalize(view: Any, note: str) -> None:
+    """Turn a view static; pass ``note`` when its ``finalize`` takes one (the views say where the watch went)."""
+    finalize = getattr(view, "finalize", None)
+    if finalize is None:
+        return
+    try:
+        takes_note = "note" in inspect.signature(finalize).parameters
+    except (TypeError, ValueError):
+        takes_note = False
+    if takes_note:
+        finalize(note=note)
+    else:
+        finalize()
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -4,6 +4,16 @@ A monitor is UI-free: it polls through the shared :class:`~export_widgets.poller
 in a :class:`~export_widgets.history.History` (failed ones too), and tells subscribers. Widgets, the magic
 and the CLI are just subscribers. Errors never escape the polling thread: transient ones back off and go on,
 permanent ones end the monitor with the error kept in :attr:`ExportMonitor.error`.
+
+Invariants (see the README's Reliability section):
+
+* a monitor whose status is ``running`` has a poll scheduled or in flight; every path that stops polling
+  (a permanent error, a bug while recording, a shut-down poller, a fork) ends it with status ``error`` and one
+  clear message, so :meth:`ExportMonitor.wait` always returns;
+* intervals, deadlines and timeouts use a monotonic clock; the wall clock only stamps what is shown or recorded;
+* a callback raising anything (``BaseException`` included) is logged once and never stops the polling;
+* until the first answer, connection failures say which host:port cannot be reached and end the watch after
+  ``unreachable_grace`` seconds; after a first answer they stay transient.
 """
 
 from __future__ import annotations
@@ -11,19 +21,22 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import random
+import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import APIError, ConfigError, ExportWidgetsError, Outcome
+from .errors import APIError, ConfigError, ExportWidgetsError, Outcome, TransportError
 from .figures import Figures, compute_figures
 from .history import History
 from .models import ExportTask
-from .poller import Poller, default_poller
+from .poller import Poller, PollerClosedError, default_poller
 from .providers import TaskRef, as_task_source
 from .redact import one_line
 
@@ -39,6 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 2.0
 MAX_INTERVAL = 60.0
 DEFAULT_STALL_AFTER = 300.0
+#: Seconds a watch keeps retrying an endpoint that never answered before it ends with an error.
+DEFAULT_UNREACHABLE_GRACE = 180.0
 
 
 class MonitorStatus(str, enum.Enum):
@@ -125,6 +140,14 @@ class ExportMonitor:
         The scheduler to use; monitors share the process-wide one by default.
     start : bool
         Start polling now. With ``start=False`` drive it with :meth:`poll_once` (tests do).
+    clock : callable
+        Wall clock (epoch seconds) for the timestamps recorded and shown.
+    monotonic : callable, optional
+        Clock of intervals, deadlines and timeouts (default :func:`time.monotonic`; when only a fake ``clock``
+        is given, it drives both, so one FakeClock moves a whole test).
+    unreachable_grace : float or None
+        Seconds to keep retrying while no answer ever came (nothing listens, DNS fails, ...) before ending with
+        an error (default 180; None retries forever). After a first answer connection failures stay transient.
     history : History, optional
         Polls of an earlier watch of this task to continue from (a resumed watch: ETA and rate go on).
     """
@@ -141,8 +164,10 @@ class ExportMonitor:
         stall_after: float = DEFAULT_STALL_AFTER,
         poller: Poller | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
         rng: random.Random | None = None,
         start: bool = True,
+        unreachable_grace: float | None = DEFAULT_UNREACHABLE_GRACE,
         history: History | None = None,
     ) -> None:
         source = as_task_source(client)
@@ -157,6 +182,9 @@ class ExportMonitor:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not float(stall_after) > 0:
             raise ConfigError(f"stall_after must be a positive number of seconds, got {stall_after!r}")
+        if unreachable_grace is not None and not float(unreachable_grace) > 0:
+            raise ConfigError(f"unreachable_grace must be a positive number of seconds or None, "
+                              f"got {unreachable_grace!r}")
         self.client = client
         self._source = source
         self.ref = TaskRef(source.name, task_id, dataset_id if source.needs_dataset else None)
@@ -167,7 +195,9 @@ class ExportMonitor:
         self.stall_after = float(stall_after)
         self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
         self.history = History(source.name, task_id) if history is None else history
+        self.unreachable_grace = None if unreachable_grace is None else float(unreachable_grace)
         self._clock = clock
+        self._mono = monotonic or (time.monotonic if clock is time.time else clock)
         self._rng = rng or random.Random()
         self._poller = poller
         self._lock = threading.Lock()
@@ -180,12 +210,20 @@ class ExportMonitor:
         self._consecutive_errors = 0
         self._interval = floor
         self._started_at = clock()
+        self._deadline = None if self.timeout is None else self._mono() + self.timeout
+        self._answered = False  # any answer (even an error answer) proves the endpoint is reachable
+        self._unreachable_since: float | None = None
+        self._unreachable: str | None = None
         self._last_change_at: float | None = None
         self._refresh_requested = False
         self._change_callbacks: list[Callable[[ExportTask], None]] = []
         self._update_callbacks: list[Callable[[ExportMonitor], None]] = []
+        self._failed_callbacks: set[int] = set()  # ids of callbacks already logged once
+        self._deferring = threading.local()  # set on a poller worker: callbacks wait for deliver()
+        self._pending: list[tuple[Callable[[Any], None], Any]] = []
+        _LIVE_MONITORS.add(self)
         if start:
-            self._scheduler().schedule(self, 0.0)
+            self._schedule(0.0)
 
     # -- public state -----------------------------------------------------------------------------------
 
@@ -214,6 +252,12 @@ class ExportMonitor:
         """One-line, redacted message of the most recent failed poll (cleared by the next good one); after a
         permanent error it is that error's message."""
         return self._last_poll_error
+
+    @property
+    def unreachable(self) -> str | None:
+        """While no answer ever came and the last poll could not connect: one line naming the host:port, the
+        reason and the next retry (for the views to show prominently); None otherwise."""
+        return self._unreachable
 
     @property
     def last_change_at(self) -> float | None:
@@ -249,27 +293,70 @@ class ExportMonitor:
         self._update_callbacks.append(callback)
         return callback
 
+    def unsubscribe(self, callback: Callable[[Any], None]) -> None:
+        """Remove ``callback`` from the change and update subscribers (a view that closed or moved)."""
+        for callbacks in (self._change_callbacks, self._update_callbacks):
+            while callback in callbacks:
+                callbacks.remove(callback)
+
+    def subscriptions(self) -> list[Callable[[Any], None]]:
+        """The callbacks subscribed now (change ones first)."""
+        return [*self._change_callbacks, *self._update_callbacks]
+
     def start(self, delay: float = 0.0) -> None:
         """Begin background polling after ``delay`` seconds (for monitors made with ``start=False``)."""
         if not self.done:
-            self._scheduler().schedule(self, delay)
+            self._schedule(delay)
 
     def refresh(self) -> None:
         """Poll as soon as possible (the "Refresh now" button)."""
         if not self.done:
             self._refresh_requested = True  # a poll in flight now reschedules at once instead of backing off
-            self._scheduler().schedule(self, 0.0)
+            self._schedule(0.0)
+
+    def configure(self, *, interval: float | None = None, timeout: float | None = None) -> None:
+        """Change the poll floor and/or the timeout of a running monitor (the magic re-run with new flags).
+
+        A new ``timeout`` counts from now; a new ``interval`` applies from the next poll, which comes within it.
+        """
+        if interval is not None:
+            floor = float(interval)
+            if not 0 < floor < math.inf:
+                raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
+            self.backoff.floor = floor
+            self.backoff.cap = max(floor, self.backoff.cap)
+            self._interval = floor
+        if timeout is not None:
+            if not float(timeout) > 0:
+                raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            self.timeout = float(timeout)
+            self._deadline = self._mono() + self.timeout
+        if not self.done and (interval is not None or timeout is not None):
+            self._schedule(self.backoff.jittered(self.backoff.floor, self._rng) if interval is not None else 0.0)
 
     def stop(self) -> None:
-        """Stop polling. Returns at once; an answer already on its way is still recorded."""
+        """Stop polling. Returns at once, and the pending run is dropped at once (nothing keeps the monitor or a
+        scheduler thread alive); an answer already on its way is still recorded."""
         self._scheduler().cancel(self)
         self._finish(MonitorStatus.STOPPED)
 
-    def wait(self, timeout: float | None = None, *, stop_on_interrupt: bool = False) -> ExportTask | None:
+    def fail(self, error: BaseException) -> None:
+        """Poller hook: polling cannot go on (the poller was shut down, or a run raised). Ends the monitor with
+        status ``error`` and one clear message instead of leaving it ``running`` with nothing scheduled."""
+        if self.done:
+            return
+        if isinstance(error, PollerClosedError):
+            self._end_with_error(ExportWidgetsError(
+                f"polling of {self.task_id} stopped: its poller was shut down; start a new watch"))
+        else:
+            self._fail_internal(error)
+
+    def wait(self, timeout: float | None = None, *, stop_on_interrupt: bool = False,
+             reraise: bool = False) -> ExportTask | None:
         """Block until the monitor ends (or ``timeout`` seconds pass) and return :attr:`latest`.
 
         Ctrl-C stops the *waiting*, not the kernel: the monitor keeps polling in the background, unless
-        ``stop_on_interrupt`` (then it stops too).
+        ``stop_on_interrupt`` (then it stops too); with ``reraise`` the KeyboardInterrupt goes on to the caller.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -285,43 +372,75 @@ class ExportMonitor:
             else:
                 print(f"Stopped waiting for {self.task_id}; the monitor keeps polling (call .stop() to end it).",
                       file=sys.stderr)
+            if reraise:
+                raise
         return self._latest
 
     # -- polling ----------------------------------------------------------------------------------------
 
     def run(self) -> float | None:
-        """Poller entry point: one poll, then the delay to the next (None when finished)."""
+        """One poll, callbacks included, then the delay to the next (None when finished)."""
+        try:
+            return self.run_in_slot()
+        finally:
+            self.deliver()
+
+    def run_in_slot(self) -> float | None:
+        """Poller entry point: one poll whose callbacks wait for :meth:`deliver` (which the poller calls after
+        giving the request slot back, so a slow callback never holds the provider's budget)."""
         if not self._poll_lock.acquire(blocking=False):
             return None  # already polling; that run schedules the next one
+        self._deferring.on = True
         try:
             self._refresh_requested = False
             delay = self.poll_once()
+        except BaseException as exc:  # noqa: B036 - poll_once guards itself; this is the last line
+            self._fail_internal(exc)
+            return None
         finally:
+            self._deferring.on = False
             self._poll_lock.release()
         if self.done:  # stop() may have come while the request was in flight
             return None
         return 0.0 if self._refresh_requested else delay
 
+    def deliver(self) -> None:
+        """Run the callbacks held back by :meth:`run_in_slot`, in order."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for callback, arg in pending:
+            self._call(callback, arg)
+
     def poll_once(self) -> float | None:
         """Fetch the task once, record it, notify, and return the seconds until the next poll (or None)."""
         if self.done:
             return None
-        now = self._clock()
-        if self._timed_out(now):
+        now, mono = self._clock(), self._mono()
+        if self._timed_out(mono):
             self._finish(MonitorStatus.TIMED_OUT)
             return None
         started = time.perf_counter()
         try:
             task = self._fetch()
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none escapes the thread
-            return self._after_error(now, time.perf_counter() - started, exc)
-        return self._after_answer(now, time.perf_counter() - started, task)
+            failure: Exception | None = exc
+        else:
+            failure = None
+        latency = time.perf_counter() - started
+        try:
+            if failure is not None:
+                return self._after_error(now, mono, latency, failure)
+            return self._after_answer(now, mono, latency, task)
+        except Exception as exc:  # noqa: BLE001 - recording failed (a full history, a bug): polling cannot go on
+            self._fail_internal(exc)
+            return None
 
     def _fetch(self) -> ExportTask:
         return self._source.fetch(self.ref)
 
-    def _after_answer(self, now: float, latency: float, task: ExportTask) -> float | None:
+    def _after_answer(self, now: float, mono: float, latency: float, task: ExportTask) -> float | None:
         self.history.record_task(now, latency, task)
+        self._reached()
         previous, self._latest = self._latest, task
         self._consecutive_errors = 0
         self._last_poll_error = None
@@ -334,9 +453,9 @@ class ExportMonitor:
             return None
         self._interval = self.backoff.after_change() if changed else self.backoff.after_unchanged(self._interval)
         self._notify_update()
-        return self._next_delay(now, self._interval)
+        return self._next_delay(mono, self._interval)
 
-    def _after_error(self, now: float, latency: float, exc: BaseException) -> float | None:
+    def _after_error(self, now: float, mono: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
         message = one_line(exc)
         if outcome == Outcome.INTERNAL:
@@ -346,6 +465,8 @@ class ExportMonitor:
         code = exc.code if isinstance(exc, APIError) else None
         self.history.record_error(now, latency if answered else None, outcome, code, message)
         self._last_poll_error = message
+        if answered:
+            self._reached()
         if permanent:
             self._error = exc if isinstance(exc, ExportWidgetsError) else ExportWidgetsError(message)
             self._finish(MonitorStatus.ERROR)
@@ -353,19 +474,71 @@ class ExportMonitor:
         self._consecutive_errors += 1
         retry_after = exc.retry_after if isinstance(exc, ExportWidgetsError) else None
         delay = self.backoff.after_error(self._consecutive_errors, retry_after)
+        if not self._answered and _cannot_connect(exc):
+            return self._not_reached(mono, delay, message)
         self._notify_update()
-        return self._next_delay(now, delay, at_least=retry_after)
+        return self._next_delay(mono, delay, at_least=retry_after)
 
-    def _next_delay(self, now: float, delay: float, at_least: float | None = None) -> float:
+    def _reached(self) -> None:
+        self._answered = True
+        self._unreachable = self._unreachable_since = None
+
+    def _not_reached(self, mono: float, delay: float, message: str) -> float | None:
+        """A connection failure before any answer: say so prominently, and give up after the grace period."""
+        if self._unreachable_since is None:
+            self._unreachable_since = mono
+        waited = mono - self._unreachable_since
+        where, reason = _endpoint_of(self.client), _reason_of(message)
+        grace = self.unreachable_grace
+        if grace is not None and waited >= grace:
+            self._unreachable = None
+            self._end_with_error(TransportError(
+                f"{where} cannot be reached ({reason}); no answer in {waited:.0f} s, so the watch ended: check the "
+                "endpoint/region setting, the network or the proxy", provider=self.provider))
+            return None
+        next_delay = self._next_delay(mono, delay)
+        if grace is not None:  # wake up at the end of the grace period to end on time
+            next_delay = max(0.0, min(next_delay, self._unreachable_since + grace - mono))
+        self._unreachable = f"cannot reach {where}: {reason}; next retry in {next_delay:.0f} s" + (
+            f" (gives up after {grace:.0f} s without an answer)" if grace is not None else "")
+        self._notify_update()
+        return next_delay
+
+    def _next_delay(self, mono: float, delay: float, at_least: float | None = None) -> float:
         delay = self.backoff.jittered(delay, self._rng)
         if at_least:
             delay = max(delay, at_least)
-        if self.timeout is not None:  # wake up at the deadline to end on time
-            delay = min(delay, max(0.0, self._started_at + self.timeout - now))
+        if self._deadline is not None:  # wake up at the deadline to end on time
+            delay = min(delay, max(0.0, self._deadline - mono))
         return delay
 
-    def _timed_out(self, now: float) -> bool:
-        return self.timeout is not None and now - self._started_at >= self.timeout
+    def _timed_out(self, mono: float) -> bool:
+        return self._deadline is not None and mono >= self._deadline
+
+    def _schedule(self, delay: float) -> None:
+        try:
+            scheduled = self._scheduler().schedule(self, delay)
+        except RuntimeError as exc:  # "can't start new thread" for the scheduler: nothing would ever poll
+            self._end_with_error(ExportWidgetsError(
+                f"polling of {self.task_id} could not start: {one_line(exc)} (too many threads in this process?)"))
+            return
+        if not scheduled:
+            self.fail(PollerClosedError("the poller was shut down"))
+
+    def _fail_internal(self, exc: BaseException) -> None:
+        """A bug (ours or the environment's) stopped a poll: end with one clear message instead of hanging."""
+        log.error("export_widgets: polling %s stopped by an internal error", self.task_id, exc_info=exc)
+        self._end_with_error(ExportWidgetsError(
+            f"polling of {self.task_id} stopped by an internal error ({type(exc).__name__}: {one_line(exc)}); "
+            "the history so far is kept"))
+
+    def _end_with_error(self, error: ExportWidgetsError) -> None:
+        self._last_poll_error = one_line(error)
+        with self._lock:
+            if self._finished.is_set():
+                return
+            self._error = error
+        self._finish(MonitorStatus.ERROR)
 
     def _finish(self, status: MonitorStatus) -> None:
         with self._lock:
@@ -373,15 +546,42 @@ class ExportMonitor:
                 return
             self._status = status
             self._finished.set()
+        self._scheduler().cancel(self)  # nothing pending may keep an ended monitor (or a thread) alive
         self._notify_update()
+        # The last update is out (or held for deliver()): an ended monitor no longer keeps its views alive.
+        self._change_callbacks.clear()
+        self._update_callbacks.clear()
 
     def _notify_change(self, task: ExportTask) -> None:
         for callback in list(self._change_callbacks):
-            _safely(callback, task)
+            self._notify(callback, task)
 
     def _notify_update(self) -> None:
         for callback in list(self._update_callbacks):
-            _safely(callback, self)
+            self._notify(callback, self)
+
+    def _notify(self, callback: Callable[[Any], None], arg: Any) -> None:
+        if getattr(self._deferring, "on", False):
+            with self._lock:
+                self._pending.append((callback, arg))
+        else:
+            self._call(callback, arg)
+
+    def _call(self, callback: Callable[[Any], None], arg: Any) -> None:
+        """Run one user callback: whatever it raises (``SystemExit`` and ``KeyboardInterrupt`` too: on a polling
+        thread they would kill the worker) is logged once per callback and swallowed."""
+        try:
+            callback(arg)
+        except BaseException as exc:  # noqa: B036 - a display bug must not stop the polling
+            self._callback_failed(callback, exc)
+
+    def _callback_failed(self, callback: Callable[[Any], None], exc: BaseException | None) -> None:
+        if id(callback) in self._failed_callbacks:
+            log.debug("export_widgets: callback %r failed again", callback)
+            return
+        self._failed_callbacks.add(id(callback))
+        log.error("export_widgets: callback %r of %s raised %s (logged once; polling goes on)", callback,
+                  self.task_id, type(exc).__name__, exc_info=exc)
 
     def _scheduler(self) -> Poller:
         if self._poller is None:
@@ -395,11 +595,73 @@ class ExportMonitor:
         return f"<ExportMonitor {self.provider}:{self.task_id} {self._status}, {what}, {len(self.history)} polls>"
 
 
-def _safely(callback: Callable[[Any], None], arg: Any) -> None:
+def _endpoint_of(client: Any) -> str:
+    """``host:port`` of a client's base URL (the port spelled out even when it is the scheme's default)."""
+    from urllib.parse import urlsplit
+
+    base = str(getattr(client, "base_url", "") or "")
     try:
-        callback(arg)
-    except Exception:  # a display bug must not stop the polling
-        log.exception("export_widgets: callback %r failed", callback)
+        parts = urlsplit(base)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "the endpoint"
+    return f"{parts.hostname}:{port}" if parts.hostname else "the endpoint"
+
+
+def _cannot_connect(exc: BaseException) -> bool:
+    """True when ``exc`` is a transport error whose cause is that no connection could be made (refused, name
+    not resolved, connect timeout), not a connection that was made and then dropped or timed out reading."""
+    if not isinstance(exc, TransportError):
+        return False
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    seen: set[int] = set()
+    todo: list[object] = [exc.__cause__, exc.__context__]
+    while todo and len(seen) < 32:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (requests.ConnectTimeout, NewConnectionError, ConnectTimeoutError, ConnectionRefusedError,
+                             socket.gaierror)):
+            return True
+        if isinstance(item, BaseException):
+            todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return False
+
+
+def _reason_of(message: str) -> str:
+    """The reason part of a transport error's one-line message (what follows "connection failed:" etc.)."""
+    for marker in ("connection failed:", "request failed:", "timed out"):
+        at = message.find(marker)
+        if at >= 0:
+            return message[at:].strip()
+    return message
+
+
+_LIVE_MONITORS: weakref.WeakSet[ExportMonitor] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the parent's monitors but not their polling threads: end them (status
+    ``error``) so none claims to be running; the child's own watches start on a fresh poller."""
+    for monitor in list(_LIVE_MONITORS):
+        monitor._lock = threading.Lock()  # a parent thread may have held them at the fork
+        monitor._poll_lock = threading.Lock()
+        monitor.history._lock = threading.Lock()
+        monitor._poller = None
+        if not monitor._finished.is_set():
+            monitor._error = ExportWidgetsError(
+                f"the watch of {monitor.task_id} belongs to the parent process (inherited through os.fork()); "
+                "start a new watch in this process")
+            monitor._last_poll_error = str(monitor._error)
+            monitor._status = MonitorStatus.ERROR
+            monitor._finished.set()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class MonitorGroup:
@@ -437,8 +699,10 @@ class MonitorGroup:
         for monitor in self.monitors:
             monitor.stop()
 
-    def wait(self, timeout: float | None = None, *, stop_on_interrupt: bool = False) -> list[ExportTask | None]:
-        """Block until all end (or ``timeout``); Ctrl-C stops waiting (and polling, if ``stop_on_interrupt``)."""
+    def wait(self, timeout: float | None = None, *, stop_on_interrupt: bool = False,
+             reraise: bool = False) -> list[ExportTask | None]:
+        """Block until all end (or ``timeout``); Ctrl-C stops waiting (and polling, if ``stop_on_interrupt``),
+        then goes on to the caller if ``reraise``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self.done:
@@ -451,6 +715,8 @@ class MonitorGroup:
         except KeyboardInterrupt:
             if stop_on_interrupt:
                 self.stop()
+            if reraise:
+                raise
             print("Interrupted: " + ("stopped watching" if stop_on_interrupt else "stopped waiting; still polling"),
                   file=sys.stderr)
         return self.latest

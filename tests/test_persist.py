@@ -225,6 +225,8 @@ def test_magic_resumes_a_watch_whose_kernel_died_with_its_history(shell, empty_s
     figures = mon.figures()
     assert figures.rate_pct_per_s and figures.rate_pct_per_s > 0 and figures.eta_s is not None  # ETA goes on
     assert figures.elapsed_s >= mon.history.polled_at[-1] - before[0] - 1  # counted from the first old poll
+    magic(shell, "--provider qianfan task-r1 --no-widget -o again")
+    assert shell.user_ns["again"] is mon  # the resumed watch is this kernel's live one: no second watch
 
     empty_sim.clock.advance(10_000)
     mon.wait(30)

@@ -228,7 +228,9 @@ class _DownClient:
 def test_a_day_long_outage_does_not_end_the_watch():
     """2,000 consecutive failed polls (33 hours at the 60 s cap): still polling, once a minute, every row kept."""
     clock, client = FakeClock(), _DownClient()
-    monitor = ExportMonitor(client, "task-outage", start=False, clock=clock.now, rng=random.Random(1))
+    # unreachable_grace=None: this client never answers, and a never-answered endpoint otherwise ends the watch
+    monitor = ExportMonitor(client, "task-outage", start=False, clock=clock.now, rng=random.Random(1),
+                            unreachable_grace=None)
     delays = []
     for _ in range(2000):
         delay = monitor.poll_once()

@@ -206,6 +206,7 @@ def test_simulate_banner_lists_every_credential_kind():
                   creds.security_token, creds.qianfan_ak, creds.qianfan_sk):
         assert value in text
     assert "X-Auth-Token" in text and "HUAWEICLOUD_SDK_SECURITY_TOKEN" in text
+    assert "Exports started by a create request: succeeds after 10 s (no running limit)" in text
     # Only the permanent AK/SK block is pasteable: a shell taking every "export" line gets one consistent set.
     exported = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines()
                     if line.startswith("export "))
@@ -228,3 +229,23 @@ def test_huawei_sdk_creates_an_export_through_the_simulator(huawei):
                         dataset_id=sim.dataset_id, body={**body, "export_type": 9})
         assert (info.value.status_code, info.value.error_code) == (400, "ModelArts.4384")
         assert sim.request_count(operation="create") == 2 and len(sim.tasks) == 1
+
+
+def test_qianfan_sdk_creates_waits_and_downloads_the_file_itself(qianfan_data, tmp_path):
+    """The SDK's own export -> describe -> download path (the one its dataset loader uses) runs offline."""
+    import zipfile
+
+    utils = pytest.importorskip("qianfan.dataset.data_source.utils")
+    consts = pytest.importorskip("qianfan.resources.console.consts")
+    with serve([], clock=FakeClock(), create={"template": {"duration": 4, "size_bytes": 250_000}}) as sim:
+        keys = dict(ak=sim.credentials.qianfan_ak, sk=sim.credentials.qianfan_sk, host=sim.url, retry_count=1)
+        task_id = qianfan_data.V2.create_dataset_version_export_task(
+            "ds-sdkdl01", consts.V2.StorageType.Bos, "bos:/sdk-bucket/out/", **keys).body["result"]
+        sim.clock.advance(4)
+        result = qianfan_data.V2.get_dataset_version_export_task_info(task_id, **keys).body["result"]
+        assert (result["exportStatus"], result["sizeMB"]) == ("ExportFinished", 0.24)
+        target = tmp_path / "export.zip"
+        utils._download_file_from_url_streamly(result["downloadUrl"], str(target))
+        assert target.read_bytes() == sim.export_file(task_id).read()
+        assert zipfile.ZipFile(target).testzip() is None
+        assert sim.request_counts() == {"create": 1, "status": 1, "download": 1}

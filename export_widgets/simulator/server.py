@@ -188,7 +188,15 @@ class Simulator:
     """A running (or startable) simulator: the handle ``serve()`` yields.
 
     Attributes: ``url``, ``project_id``, ``dataset_id``, ``env``, ``clock``, ``token``, ``credentials``,
-    ``tasks``, ``requests``, ``app``. Use as a context manager or call :meth:`start` / :meth:`stop`.
+    ``tasks``, ``requests``, ``app``, ``create_policy``. Use as a context manager or call :meth:`start` /
+    :meth:`stop`.
+
+    ``create`` (a :class:`.CreatePolicy` or its dict) says what create requests start -- the template of new
+    tasks, a ``running_limit``, a ``read_lag``; ``download_ttl`` how long a Qianfan ``downloadUrl`` stays valid
+    (scenario seconds). A ``scenario`` brings its own ``create``/``download_ttl`` unless these are given.
+    Tests read the results with :meth:`request_count` / :meth:`request_counts`, :meth:`download_url_for` and
+    :meth:`export_file`, and inject faults with :meth:`set_faults` (download kinds: ``download_cut``,
+    ``download_error``, ``download_slow``, ``download_no_range``).
     """
 
     def __init__(
