@@ -506,3 +506,26 @@ def test_a_store_locked_by_another_process_never_holds_a_watch_up(empty_sim, sto
         holder.execute("ROLLBACK")
         holder.close()
         store.close()
+
+
+def test_a_dashboard_with_notify_stalled_tells_each_stall_once_then_one_summary(empty_sim, receiver):
+    from export_widgets.persist import notify
+
+    empty_sim.add_task(TaskSpec("qianfan", "S1", duration=100, outcome="stall", stall_at=30, total_samples=100))
+    empty_sim.add_task(TaskSpec("qianfan", "S2", duration=20, total_samples=100))
+    client = empty_sim.qianfan_client()
+    monitors = [ExportMonitor(client, task_id, start=False, clock=empty_sim.clock.now, stall_after=60)
+                for task_id in ("S1", "S2")]
+    notifier = Notifier(receiver.url(), "json", **NOTIFY_FAST)
+    notify(monitors, notifier, stalled=True)
+    for _ in range(60):  # bounded: 300 s of scenario time
+        for monitor in monitors:
+            monitor.poll_once()
+        empty_sim.clock.advance(5.0)
+    monitors[0].stop()
+    assert notifier.flush(timeout=60)
+    events = [(r["body"]["event"], r["body"]["task_id"]) for r in receiver.requests]
+    assert events == [("stalled", "S1"), ("all_ended", "")]
+    assert "1 STOPPED" not in receiver.requests[1]["body"]["text"]  # counted by task state: S1 is still RUNNING
+    assert receiver.requests[1]["body"]["text"].startswith("[export_widgets] all 2 exports ended: 1 RUNNING, 1 "
+                                                          "SUCCEEDED")
