@@ -49,11 +49,11 @@ How the monitor, magic and CLI use it
     for old in store.unfinished_watches():          # ``--resume``: watches whose process has gone
         if store.claim(old.watch_id):               # atomically marks it ended as "resumed" (one resumer wins)
             history = store.load_history(old)       # ETA and rate continue from the old polls
-            monitor = ExportMonitor(client_for(old.provider, old.endpoint, old.project_id), old.task_id,
-                                    old.dataset_id, start=False)
-            monitor.history = history               # (the monitor needs a way to accept it)
+            monitor = ExportMonitor(client_for(old), old.task_id, old.dataset_id, start=False, history=history)
             store.attach(monitor, resumed_from=old.watch_id)
             monitor.start()
+
+:mod:`export_widgets.persist` does exactly this for ``watch()``, the magic and the CLI (``follow``, ``resume``).
 
 Without a monitor: :meth:`Store.begin_watch`, :meth:`Store.record_poll` (a
 :class:`~export_widgets.history.PollRecord`) and :meth:`Store.end_watch`.
