@@ -100,5 +100,37 @@ def _dashboard_rate(seconds: float) -> Result:
                            f"{len(redraws) / elapsed:.1f} redraws/s")
 
 
+def _idle_clock(seconds: float) -> list[Result]:
+    """Messages per second from views whose task runs but does not change (only the clock refreshes them),
+    then after the watch ended (nothing may tick). Wall clock: the clock refresh is what is measured."""
+    with serve([TaskSpec("modelarts", "I", duration=36000), TaskSpec("qianfan", "task-idle", duration=36000)]) \
+            as sim:
+        monitors = [ExportMonitor(sim.modelarts_client(), "I", sim.dataset_id, start=False),
+                    ExportMonitor(sim.qianfan_client(), "task-idle", start=False)]
+        widget = ExportStatusWidget(monitors[0], min_redraw_interval=0.0)
+        board = ExportDashboard(MonitorGroup(monitors), min_redraw_interval=0.0)
+        for monitor in monitors:
+            monitor.poll_once()
+        counters: dict[str, Counter] = {"widget": Counter(), "dashboard": Counter()}
+        _count_messages(widget, counters["widget"])
+        _count_messages(board, counters["dashboard"])
+        time.sleep(seconds)
+        running = {name: sum(c.values()) / seconds for name, c in counters.items()}
+        for monitor in monitors:
+            monitor.stop()
+        time.sleep(0.5)  # the final snapshot is drawn
+        ended_from = {name: sum(c.values()) for name, c in counters.items()}
+        time.sleep(seconds)
+        ended = {name: (sum(c.values()) - ended_from[name]) / seconds for name, c in counters.items()}
+    worst_running, worst_ended = max(running.values()), max(ended.values())
+    return [
+        Result("comm messages/s per view while a task runs unchanged (clock only)", worst_running, "msgs/s",
+               "<= 1", worst_running <= 1.0, list(running.values()),
+               ", ".join(f"{k} {v:.2f}/s" for k, v in running.items())),
+        Result("comm messages/s per view after the watch ended", worst_ended, "msgs/s", "0", worst_ended == 0,
+               list(ended.values())),
+    ]
+
+
 def run(quick: bool = False) -> list[Result]:
-    return [*_single_widget(), _dashboard_rate(2.0 if quick else 5.0)]
+    return [*_single_widget(), _dashboard_rate(2.0 if quick else 5.0), *_idle_clock(6.0 if quick else 15.0)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["LiveOutput", "Throttle"]
+__all__ = ["LiveOutput", "Throttle", "Ticker", "ticker"]
 
 
 class Throttle:
@@ -57,6 +58,66 @@ class Throttle:
         self._run()
 
 
+class Ticker:
+    """One daemon thread that calls every registered callback each ``period`` seconds (a low-rate clock).
+
+    Live views register while their watch runs, so relative times (elapsed, ETA) stay true between polls;
+    the thread ends when nothing is registered, so nothing ticks when nothing runs.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def add(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` every period from now on (until :meth:`remove`)."""
+        with self._lock:
+            self._callbacks.append(callback)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="export-widgets-clock", daemon=True)
+                self._thread.start()
+
+    def remove(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (safe to call twice)."""
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    @property
+    def active(self) -> int:
+        """How many callbacks are registered."""
+        return len(self._callbacks)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.period)
+            with self._lock:
+                callbacks = list(self._callbacks)
+                if not callbacks:
+                    self._thread = None
+                    return
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - one broken view must not stop the others' clocks
+                    pass
+
+
+_TICKERS: dict[float, Ticker] = {}
+_TICKERS_LOCK = threading.Lock()
+
+
+def ticker(period: float) -> Ticker:
+    """The process-wide :class:`Ticker` of ``period`` seconds."""
+    with _TICKERS_LOCK:
+        if period not in _TICKERS:
+            _TICKERS[period] = Ticker(period)
+        return _TICKERS[period]
+
+
 class LiveOutput:
     """The display handles of a live view: shown with a widget, ended as static HTML + text.
 
@@ -67,15 +128,38 @@ class LiveOutput:
     def __init__(self) -> None:
         self._handles: list[Any] = []
         self._final: dict[str, str] | None = None
+        self._bundle: dict[str, Any] | None = None
+        self._text_at = 0.0
+        self._text_key: Any = None
 
     def show(self, bundle: dict[str, Any]) -> None:
         """Display ``bundle`` (a mime bundle) and remember its handle."""
         from IPython.display import display
 
         bundle = self._final or bundle  # shown again after the end: show the end
+        self._bundle = bundle
         handle = display(bundle, raw=True, display_id=True)
         if handle is not None:
             self._handles.append(handle)
+
+    def update_text(self, text: str, key: Any, min_interval: float) -> bool:
+        """Refresh the text/plain twin of the live output (what a notebook saved mid-run reopens with),
+        at most once per ``min_interval`` seconds and only when ``key`` (what the text says, without its
+        clock) changed: the frontend redraws the widget view on each update. True when it was sent."""
+        bundle = self._bundle
+        if self._final is not None or bundle is None or not self._handles or key == self._text_key:
+            return False
+        now = time.monotonic()
+        if now - self._text_at < min_interval:
+            return False
+        self._text_at, self._text_key = now, key
+        self._bundle = {**bundle, "text/plain": text}
+        for handle in self._handles:
+            try:
+                handle.update(self._bundle, raw=True)
+            except Exception:  # noqa: BLE001 - a closed frontend must not break the monitor
+                pass
+        return True
 
     def finish(self, html: str, text: str) -> None:
         """Replace every displayed copy with the static snapshot. Safe to call again (e.g. from the main

@@ -7,9 +7,9 @@ noisy reading or a server-side hiccup does not swing it the way a last-two-point
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import Sequence
 
 from .models import ExportTask, TaskState
 
@@ -46,7 +46,7 @@ def theil_sen_slope(times: Sequence[float], values: Sequence[float]) -> float | 
 def _recent_points(times: Sequence[float], values: Sequence[float], now: float) -> tuple[list[float], list[float]]:
     picked_t: list[float] = []
     picked_v: list[float] = []
-    for t, v in zip(reversed(times), reversed(values)):
+    for t, v in zip(reversed(times), reversed(values), strict=True):
         if len(picked_t) >= WINDOW_POINTS or now - t > WINDOW_SECONDS:
             break
         if not math.isnan(v):
@@ -59,7 +59,7 @@ def _unchanged_since(times: Sequence[float], values: Sequence[float]) -> float |
     """Time of the earliest poll in the current run of equal (known) values."""
     since = None
     current = None
-    for t, v in zip(reversed(times), reversed(values)):
+    for t, v in zip(reversed(times), reversed(values), strict=True):
         if math.isnan(v):
             continue
         if current is None:

@@ -6,7 +6,9 @@
     download_url (query redacted), error_code, error_message.
 
 ``dashboard(monitors)`` — ``summary`` plus the monitor's view (``DASHBOARD_EXTRA_COLUMNS``):
-    monitor_status, polls, elapsed_s, rate_pct_per_s, rate_samples_per_s, eta_s, stalled, last_poll_error.
+    display_state (ordered category of DisplayState values: what the views show),
+    display_detail (why: retry reason, vendor reason, error), monitor_status, polls, elapsed_s,
+    rate_pct_per_s, rate_samples_per_s, eta_s, stalled, last_poll_error.
 
 ``filters(task)`` — the ModelArts export filters, one row per search condition × label (``FILTER_COLUMNS``):
     condition (0-based index; conditions are OR-ed), labels_op, label_name, label_type, label_type_name,
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .display import DisplayState, describe
 from .errors import Outcome
 from .history import History
 from .models import SAMPLE_STATE_MEANINGS, ExportTask, SearchCondition, TaskState
@@ -58,8 +61,8 @@ SUMMARY_COLUMNS = (
     "error_message",
 )
 DASHBOARD_EXTRA_COLUMNS = (
-    "monitor_status", "polls", "elapsed_s", "rate_pct_per_s", "rate_samples_per_s", "eta_s", "stalled",
-    "last_poll_error",
+    "display_state", "display_detail", "monitor_status", "polls", "elapsed_s", "rate_pct_per_s",
+    "rate_samples_per_s", "eta_s", "stalled", "last_poll_error",
 )
 _PARAM_COLUMNS = (
     "sample_state", "sample_state_meaning", "export_dest", "export_new_dataset_name", "train_sample_ratio",
@@ -82,11 +85,13 @@ LABEL_TYPE_NAMES = {
 }
 _STATE_DTYPE = pd.CategoricalDtype([s.value for s in TaskState])
 _OUTCOME_DTYPE = pd.CategoricalDtype([outcome.label for outcome in Outcome])
+_DISPLAY_DTYPE = pd.CategoricalDtype([s.value for s in DisplayState], ordered=True)  # attention order
 
 
 def _times(values: Iterable[Any], tz: str) -> pd.Series:
     series = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True)
-    return series.astype("datetime64[ns, UTC]").dt.tz_convert(tz)
+    converted: pd.Series = series.astype("datetime64[ns, UTC]").dt.tz_convert(tz)
+    return converted
 
 
 def _tasks_of(source: Any) -> list[ExportTask]:
@@ -144,7 +149,9 @@ def dashboard(monitors: Iterable[Any], tz: str = "UTC") -> pd.DataFrame:
         base = summary(task, tz).iloc[0].to_dict() if task is not None else {
             "provider": monitor.provider, "task_id": monitor.task_id, "dataset_id": monitor.dataset_id}
         fig = monitor.figures()
+        shown = describe(monitor, fig)
         base.update({
+            "display_state": shown.state.value, "display_detail": shown.detail() or None,
             "monitor_status": monitor.status, "polls": len(monitor.history), "elapsed_s": fig.elapsed_s,
             "rate_pct_per_s": fig.rate_pct_per_s, "rate_samples_per_s": fig.rate_samples_per_s,
             "eta_s": fig.eta_s, "stalled": fig.stalled,
@@ -157,7 +164,8 @@ def dashboard(monitors: Iterable[Any], tz: str = "UTC") -> pd.DataFrame:
         frame[column] = frame[column].astype("float64")
     frame["polls"] = frame["polls"].astype("int64")
     frame["stalled"] = frame["stalled"].astype("bool")
-    _as_text(frame, ("monitor_status", "last_poll_error"))
+    frame["display_state"] = frame["display_state"].astype(_DISPLAY_DTYPE)
+    _as_text(frame, ("display_detail", "monitor_status", "last_poll_error"))
     return frame
 
 
@@ -199,7 +207,7 @@ def filters(task: ExportTask) -> pd.DataFrame:
                 "label_op": label.op if label else None,
                 "label_properties": _join_map(label.property) if label else None,
             })
-    frame = pd.DataFrame(rows, columns=list(FILTER_COLUMNS))
+    frame: pd.DataFrame = pd.DataFrame(rows, columns=list(FILTER_COLUMNS))
     frame["condition"] = frame["condition"].astype("int64")
     numeric = {"condition", "label_type", "frame_in_video", "ratio_sample_usage", "clear_hard_property"}
     for column in ("label_type", "frame_in_video"):
@@ -227,7 +235,7 @@ def params(task: ExportTask) -> pd.DataFrame:
             rows.append({"field": "samples", "value": f"{len(p.samples)} sample ids", "meaning": None})
         rows.append({"field": "search_conditions", "value": str(len(p.search_conditions)),
                      "meaning": "conditions are OR-ed"})
-    frame = pd.DataFrame(rows, columns=["field", "value", "meaning"])
+    frame: pd.DataFrame = pd.DataFrame(rows, columns=["field", "value", "meaning"])
     _as_text(frame, frame.columns)
     return frame
 
@@ -242,37 +250,61 @@ def _histories(source: Any) -> list[History]:
 
 def _one_history(h: History, tz: str) -> pd.DataFrame:
     cols = h.snapshot()
-    n = len(cols["polled_at"])  # type: ignore[arg-type]
-    state_codes = np.frombuffer(cols["state"], dtype=np.uint8).astype(np.int16) if n else np.empty(0, np.int16)
+    n = len(cols)
+    state_codes = np.frombuffer(cols.state, dtype=np.uint8).astype(np.int16) if n else np.empty(0, np.int16)
     state_codes[state_codes == 255] = -1
-    codes = cols["codes"]
-    statuses = cols["statuses"]
-    finished = np.frombuffer(cols["finished"], dtype=np.int64) if n else np.empty(0, np.int64)
-    total = np.frombuffer(cols["total"], dtype=np.int64) if n else np.empty(0, np.int64)
+    codes = cols.codes
+    statuses = cols.statuses
+    finished = np.frombuffer(cols.finished, dtype=np.int64) if n else np.empty(0, np.int64)
+    total = np.frombuffer(cols.total, dtype=np.int64) if n else np.empty(0, np.int64)
     messages = pd.Series(pd.NA, index=range(n), dtype="string")
-    if cols["messages"]:
-        sparse = cols["messages"]
-        messages.iloc[list(sparse)] = list(sparse.values())  # type: ignore[union-attr]
-    polled = np.frombuffer(cols["polled_at"], dtype=np.float64) if n else np.empty(0)
-    return pd.DataFrame({
-        "provider": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[h.provider]),
-        "task_id": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[h.task_id]),
+    if cols.messages:
+        sparse = cols.messages
+        messages.iloc[list(sparse)] = list(sparse.values())
+    frame: pd.DataFrame = pd.DataFrame({
+        "provider": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), dtype=pd.CategoricalDtype([h.provider])),
+        "task_id": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), dtype=pd.CategoricalDtype([h.task_id])),
         # Whole-array conversion: to_datetime on a million floats costs ~0.5 s, a view costs ~5 ms.
-        "polled_at": pd.DatetimeIndex((polled * 1e9).astype("int64").view("datetime64[ns]"))
-        .tz_localize("UTC").tz_convert(tz),
-        "latency_ms": np.frombuffer(cols["latency_s"], dtype=np.float32).astype(np.float64) * 1000.0
+        "polled_at": pd.DatetimeIndex(_epoch_ms(cols.polled_at, n)).tz_localize("UTC").tz_convert(tz),
+        "latency_ms": np.round(np.frombuffer(cols.latency_s, dtype=np.float32).astype(np.float64) * 1000.0, 3)
         if n else np.empty(0),
-        "outcome": pd.Categorical.from_codes(np.frombuffer(cols["outcome"], dtype=np.uint8).astype(np.int16)
+        "outcome": pd.Categorical.from_codes(np.frombuffer(cols.outcome, dtype=np.uint8).astype(np.int16)
                                              if n else np.empty(0, np.int16), dtype=_OUTCOME_DTYPE),
-        "error_code": _interned(cols["error_code"], codes, n),  # type: ignore[arg-type]
+        "error_code": _interned(cols.error_code, codes, n),
         "error_message": messages.array,
         "state": pd.Categorical.from_codes(state_codes, dtype=_STATE_DTYPE),
-        "raw_status": _interned(cols["raw_status"], statuses, n),  # type: ignore[arg-type]
-        "progress": np.frombuffer(cols["progress"], dtype=np.float32).astype(np.float64) if n else np.empty(0),
+        "raw_status": _interned(cols.raw_status, statuses, n),
+        "progress": _float32_values(cols.progress, n),
         "finished_samples": _counts(finished),
         "total_samples": _counts(total),
-        "size_mb": np.frombuffer(cols["size_mb"], dtype=np.float32).astype(np.float64) if n else np.empty(0),
+        "size_mb": _float32_values(cols.size_mb, n),
     }, columns=list(HISTORY_COLUMNS))
+    return frame
+
+
+def _float32_values(buffer: Any, n: int) -> np.ndarray:
+    """A float32 history column as float64 values equal to what the server sent.
+
+    The history keeps floats in 4 bytes; widening 2.81f gives 2.809999942779541. Rounding to float32's 7
+    significant digits gives back 2.81 (the value as sent, for any value with at most 7 significant digits).
+    """
+    if not n:
+        return np.empty(0)
+    values = np.frombuffer(buffer, dtype=np.float32).astype(np.float64)
+    finite = np.isfinite(values) & (values != 0)
+    magnitude = np.zeros_like(values)
+    magnitude[finite] = np.floor(np.log10(np.abs(values[finite])))
+    scale = 10.0 ** (6 - magnitude)
+    rounded = np.round(values * scale) / scale
+    return np.where(finite, rounded, values)
+
+
+def _epoch_ms(buffer: Any, n: int) -> np.ndarray:
+    """Epoch seconds (float64) as datetime64[ns] rounded to the millisecond (no float noise in the ns)."""
+    if not n:
+        return np.empty(0, dtype="datetime64[ns]")
+    seconds = np.frombuffer(buffer, dtype=np.float64)
+    return (np.round(seconds * 1e3).astype(np.int64) * 1_000_000).view("datetime64[ns]")
 
 
 def _counts(values: np.ndarray) -> pd.arrays.IntegerArray:

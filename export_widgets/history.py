@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .errors import Outcome
 from .models import ExportTask, TaskState
 
-__all__ = ["History", "Outcome", "PollRecord"]
+__all__ = ["History", "HistoryColumns", "Outcome", "PollRecord"]
 
 
 _STATES = tuple(TaskState)
@@ -41,6 +41,33 @@ class PollRecord:
     finished_samples: int | None
     total_samples: int | None
     size_mb: float | None
+
+
+@dataclass(frozen=True)
+class HistoryColumns:
+    """Consistent copies of a :class:`History`'s columns (what frames read without a Python-level loop).
+
+    ``error_code`` and ``raw_status`` hold indexes into ``codes`` and ``statuses``; ``state`` indexes
+    :class:`TaskState` members in definition order (255: no answer); counts are -1 and floats NaN when unknown;
+    ``messages`` maps a row to its error message (failed polls only).
+    """
+
+    polled_at: array[float]
+    latency_s: array[float]
+    outcome: array[int]
+    error_code: array[int]
+    state: array[int]
+    raw_status: array[int]
+    progress: array[float]
+    finished: array[int]
+    total: array[int]
+    size_mb: array[float]
+    codes: list[str | None]
+    statuses: list[str | None]
+    messages: dict[int, str]
+
+    def __len__(self) -> int:
+        return len(self.polled_at)
 
 
 class _Interner:
@@ -115,17 +142,17 @@ class History:
             self.size_mb.append(math.nan if task.size_mb is None else task.size_mb)
         self.polled_at.append(polled_at)  # last: readers use len(polled_at) as the committed length
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> HistoryColumns:
         """Copies of the columns, consistent with each other (for frames and widgets)."""
         with self._lock:
             n = len(self.polled_at)
-            return {
-                "polled_at": self.polled_at[:n], "latency_s": self.latency_s[:n], "outcome": self.outcome[:n],
-                "error_code": self.error_code[:n], "state": self.state[:n], "raw_status": self.raw_status[:n],
-                "progress": self.progress[:n], "finished": self.finished[:n], "total": self.total[:n],
-                "size_mb": self.size_mb[:n], "codes": list(self.codes.values),
-                "statuses": list(self.statuses.values), "messages": dict(self.messages),
-            }
+            return HistoryColumns(
+                polled_at=self.polled_at[:n], latency_s=self.latency_s[:n], outcome=self.outcome[:n],
+                error_code=self.error_code[:n], state=self.state[:n], raw_status=self.raw_status[:n],
+                progress=self.progress[:n], finished=self.finished[:n], total=self.total[:n],
+                size_mb=self.size_mb[:n], codes=list(self.codes.values), statuses=list(self.statuses.values),
+                messages=dict(self.messages),
+            )
 
     def progress_points(self) -> tuple[array[float], array[float]]:
         """Copies of the ``polled_at`` and ``progress`` columns only (what ETA and sparklines need)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import builtins
-import inspect
 import keyword
 import math
 import sys
@@ -295,7 +294,8 @@ class ExportStatus(Magics, Configurable):
         scenario = dataclasses.replace(simulator.Scenario.demo(), speed=self.simulator_speed)
         self._simulator = simulator.Simulator(scenario=scenario).start()
         atexit.register(self._stop_simulated)  # the simulator dies with the kernel: no watch of it to resume
-        print(f"Embedded simulator at {self._simulator.url} (no credentials needed)", file=sys.stderr)
+        # An ordinary info line on stdout (not a red error box), without the port: a saved notebook keeps it.
+        print("Using the embedded simulator (no credentials needed; it runs until the kernel stops).")
 
     def _stop_simulated(self) -> None:
         for monitor in self._simulated:
@@ -436,7 +436,7 @@ class ExportStatus(Magics, Configurable):
             for callback in watch.subscriptions.pop(monitor, []):
                 monitor.unsubscribe(callback)
             if not watch.subscriptions:
-                _finalize(watch.view, note=f"This watch moved to {where}; its history goes on there.")
+                watch.view.finalize(note=f"This watch moved to {where}; its history goes on there.")
 
     def _show(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> Any:
         """Show the view and remember which callbacks it subscribed (to detach them when the watch moves)."""
@@ -550,10 +550,17 @@ class ExportStatus(Magics, Configurable):
     def _view(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> Any:
         from IPython.display import display
 
-        from .textview import TextView, widgets_available
+        from .textview import TextView, in_kernel, widgets_available
 
         if args.no_widget or not widgets_available():
-            return TextView(watched.monitors if isinstance(watched, MonitorGroup) else watched)
+            monitors = watched.monitors if isinstance(watched, MonitorGroup) else watched
+            if in_kernel():  # a notebook: one output that updates itself, not lines printed into later cells
+                mode = "display"
+            elif args.wait and sys.stdout.isatty():  # blocking on a terminal: self-updating lines, like tqdm
+                mode = "tty"
+            else:  # a background watch on a terminal: a line per state change only, never a flood
+                mode = "lines"
+            return TextView(monitors, mode=mode)
         if isinstance(watched, MonitorGroup):
             from .dashboard import ExportDashboard
 
@@ -580,21 +587,6 @@ def _split(line: str) -> list[str]:
 def _is_output_cache_name(name: str) -> bool:
     """``_12``, ``_i12``, ``_ii`` ...: names IPython's output and input caches write to."""
     return name.startswith("_") and (name[1:].isdigit() or (name.startswith("_i") and name[2:].isdigit()))
-
-
-def _finalize(view: Any, note: str) -> None:
-    """Turn a view static; pass ``note`` when its ``finalize`` takes one (the views say where the watch went)."""
-    finalize = getattr(view, "finalize", None)
-    if finalize is None:
-        return
-    try:
-        takes_note = "note" in inspect.signature(finalize).parameters
-    except (TypeError, ValueError):
-        takes_note = False
-    if takes_note:
-        finalize(note=note)
-    else:
-        finalize()
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -216,6 +216,7 @@ class ExportMonitor:
         self._unreachable: str | None = None
         self._last_change_at: float | None = None
         self._refresh_requested = False
+        self._next_poll_at: float | None = None  # views: "next try 14:05:20" while retrying
         self._change_callbacks: list[Callable[[ExportTask], None]] = []
         self._update_callbacks: list[Callable[[ExportMonitor], None]] = []
         self._failed_callbacks: set[int] = set()  # ids of callbacks already logged once
@@ -263,6 +264,11 @@ class ExportMonitor:
     def last_change_at(self) -> float | None:
         """Epoch seconds of the last poll that brought a change (None before the first answer)."""
         return self._last_change_at
+
+    @property
+    def next_poll_at(self) -> float | None:
+        """Epoch seconds (monitor clock) of the next scheduled poll; None when none is scheduled."""
+        return self._next_poll_at
 
     @property
     def started_at(self) -> float:
@@ -452,8 +458,9 @@ class ExportMonitor:
             self._finish(MonitorStatus.FINISHED)
             return None
         self._interval = self.backoff.after_change() if changed else self.backoff.after_unchanged(self._interval)
+        delay = self._next_delay(mono, self._interval)  # before notifying: views show next_poll_at
         self._notify_update()
-        return self._next_delay(mono, self._interval)
+        return delay
 
     def _after_error(self, now: float, mono: float, latency: float, exc: BaseException) -> float | None:
         outcome, permanent = _outcome_of(exc)
@@ -476,8 +483,9 @@ class ExportMonitor:
         delay = self.backoff.after_error(self._consecutive_errors, retry_after)
         if not self._answered and _cannot_connect(exc):
             return self._not_reached(mono, delay, message)
+        delay = self._next_delay(mono, delay, at_least=retry_after)  # before notifying: views show next_poll_at
         self._notify_update()
-        return self._next_delay(mono, delay, at_least=retry_after)
+        return delay
 
     def _reached(self) -> None:
         self._answered = True
@@ -510,6 +518,7 @@ class ExportMonitor:
             delay = max(delay, at_least)
         if self._deadline is not None:  # wake up at the deadline to end on time
             delay = min(delay, max(0.0, self._deadline - mono))
+        self._next_poll_at = self._clock() + delay  # wall clock: views show it as a time of day
         return delay
 
     def _timed_out(self, mono: float) -> bool:
@@ -545,6 +554,7 @@ class ExportMonitor:
             if self._finished.is_set():
                 return
             self._status = status
+            self._next_poll_at = None
             self._finished.set()
         self._scheduler().cancel(self)  # nothing pending may keep an ended monitor (or a thread) alive
         self._notify_update()

@@ -1,14 +1,17 @@
 """``ExportStatusWidget``: the live view of one export task, built from stock ipywidgets parts (no custom JS).
 
-It subscribes to an :class:`~export_widgets.monitor.ExportMonitor`; updates arrive on the polling thread,
-are throttled, diffed against what was last sent (nothing changed, nothing sent) and applied in one
-``hold_sync`` batch. When the watch ends, the live output is replaced by a static HTML + text snapshot.
+The card is one HTML widget drawn by :mod:`export_widgets.render` (the same HTML the final snapshot shows),
+next to small icon buttons; the details (summary, progress chart, filters, history) sit behind a disclosure
+that is closed by default and drawn only while open. Updates arrive on the polling thread, are throttled,
+diffed against what was last sent (nothing changed, nothing sent) and sent as one message per changed model.
+A low-rate clock keeps relative times (elapsed, ETA) true between polls while the watch runs, and the text/plain
+twin of the output is refreshed now and then, so a notebook saved mid-run reopens with the latest state.
+When the watch ends, the output is replaced by the static HTML + text snapshot.
 """
 
 from __future__ import annotations
 
 import threading
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,25 +19,29 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import render
-from ._live import LiveOutput, Throttle
+from ._live import LiveOutput, Throttle, ticker
+from .display import describe
 from .monitor import ExportMonitor, change_key
 from .redact import redact_text
 
-__all__ = ["ExportStatusWidget", "history_table_html", "filters_table_html"]
+__all__ = ["ExportStatusWidget", "filters_table_html", "history_table_html", "icon_button"]
 
-HISTORY_ROWS = 15
+#: Seconds between clock refreshes of a running view (elapsed and ETA stay true between polls).
+CLOCK_INTERVAL = 5.0
+#: Seconds between refreshes of the text/plain twin of a live output.
+TEXT_INTERVAL = 10.0
 
 
 def filters_table_html(task: Any) -> str:
-    """The Filters tab: params and search conditions as HTML tables (escaped by pandas)."""
+    """The export's params and search conditions as HTML tables (escaped by pandas)."""
     if task is None or task.export_params is None:
-        return '<div class="ew-filters" style="color:#777">No export filters (not a ModelArts export, ' \
-               'or the export has no search conditions).</div>'
+        return '<div class="ew-filters">No export filters (not a ModelArts export, or the export has no ' \
+               'search conditions).</div>'
     from . import frames
 
     table = frames.filters(task).dropna(axis=1, how="all")
     conditions = _html_table(table, "ew-filters-table") if len(table) else \
-        '<div style="color:#777">No search conditions: the whole selection is exported.</div>'
+        "<div>No search conditions: the whole selection is exported.</div>"
     params = _html_table(frames.params(task), "ew-params-table")
     return f'<div class="ew-filters">{params}{conditions}</div>'
 
@@ -42,28 +49,20 @@ def filters_table_html(task: Any) -> str:
 def _html_table(frame: Any, css_class: str) -> str:
     """A DataFrame as an escaped HTML table with blank cells for missing values (not ``<NA>``)."""
     shown = frame.astype(object).where(frame.notna(), "")
-    return shown.to_html(index=False, classes=css_class, border=0, escape=True)
+    return str(shown.to_html(index=False, classes=css_class, border=0, escape=True))
 
 
-def history_table_html(monitor: ExportMonitor, rows: int = HISTORY_ROWS) -> str:
-    """The History tab: the most recent polls, newest first."""
-    history = monitor.history
-    count = len(history)
-    body = []
-    for index in range(count - 1, max(-1, count - 1 - rows), -1):
-        r = history.row(index)
-        samples = "" if r.finished_samples is None else f"{r.finished_samples:,}"
-        body.append(
-            "<tr>" + "".join(f"<td>{render.esc(cell)}</td>" for cell in (
-                datetime.fromtimestamp(r.polled_at).strftime("%H:%M:%S"), r.outcome,
-                r.state.value if r.state else "", "" if r.progress is None else f"{r.progress:.1f}%", samples,
-                "" if r.latency_s is None else f"{r.latency_s * 1000:.0f} ms",
-                r.error_message or "")) + "</tr>")
-    head = "".join(f"<th>{name}</th>" for name in ("time", "outcome", "state", "progress", "finished",
-                                                   "latency", "error"))
-    more = f'<div style="color:#777">{count} polls in all; monitor.history_frame() has every one.</div>'
-    return f'<table class="ew-history-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>' \
-           f'</table>{more}'
+def history_table_html(monitor: ExportMonitor, rows: int = 12) -> str:
+    """The most recent polls, newest first (see :func:`export_widgets.render.history_html`)."""
+    return render.history_html(monitor, rows)
+
+
+def icon_button(icon: str, tooltip: str) -> widgets.Button:
+    """A small square icon button (stock ipywidgets; its colours follow the theme)."""
+    button = widgets.Button(icon=icon, tooltip=tooltip, layout=widgets.Layout(width="30px", height="26px",
+                                                                              padding="0", margin="0 0 0 4px"))
+    button.add_class("ew-icon-button")
+    return button
 
 
 class ExportStatusWidget(widgets.VBox):
@@ -75,136 +74,140 @@ class ExportStatusWidget(widgets.VBox):
         The monitor to follow (it keeps polling whether or not the widget is shown).
     min_redraw_interval : float
         Seconds between redraws at most (updates in between are coalesced).
+    clock_interval : float
+        Seconds between clock refreshes while the watch runs (0 turns the clock off).
     """
 
-    def __init__(self, monitor: ExportMonitor, *, min_redraw_interval: float = 0.25, **kwargs: Any) -> None:
+    def __init__(self, monitor: ExportMonitor, *, min_redraw_interval: float = 0.25,
+                 clock_interval: float = CLOCK_INTERVAL, **kwargs: Any) -> None:
         self.monitor = monitor
         self._lock = threading.RLock()
-        self._sent: dict[str, Any] = {}
-        self._filters_key: Any = object()
+        self._sent: dict[str, str] = {}
         self._output = LiveOutput()
-        self.header = widgets.HTML()
-        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
-                                         layout=widgets.Layout(width="100%", max_width="560px"))
-        self.stats = widgets.HTML()
-        self.summary_html = widgets.HTML()
-        self.filters_html = widgets.HTML()
-        self.history_html = widgets.HTML()
-        self.sparkline = widgets.HTML()
-        self.tabs = widgets.Tab(children=[self.summary_html, self.filters_html, self.history_html,
-                                          self.sparkline])
-        for index, title in enumerate(("Summary", "Filters", "History", "Progress")):
-            self.tabs.set_title(index, title)
-        self.stop_button = widgets.Button(description="Stop", icon="stop", tooltip="Stop polling this task")
-        self.refresh_button = widgets.Button(description="Refresh now", icon="refresh")
-        self.export_button = widgets.Button(description="Export CSV", icon="download",
-                                            tooltip="Save every poll of this task as CSV")
-        self.message = widgets.HTML()
+        self.card = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="0", margin="0"))
+        self.card.add_class("ew-card-widget")
+        self.details_button = icon_button("chevron-down", "Details: summary, progress chart, filters, history")
+        self.stop_button = icon_button("stop", "Stop watching (the export itself goes on)")
+        self.refresh_button = icon_button("refresh", "Poll now")
+        self.export_button = icon_button("download", "Save every poll of this task as CSV")
+        # Holds the stylesheet even while closed (display:none still applies a <style>), and the details when open.
+        self.details = widgets.HTML(render.style_tag(), layout=widgets.Layout(margin="0", display="none"))
+        self.details.add_class("ew-details")
+        self.details_open = False
+        self.message = widgets.HTML(layout=widgets.Layout(display="none", margin="0"))
+        self.details_button.on_click(lambda _: self.toggle_details())
         self.stop_button.on_click(lambda _: self.monitor.stop())
         self.refresh_button.on_click(lambda _: self.monitor.refresh())
         self.export_button.on_click(lambda _: self.export_csv())
-        self.buttons = widgets.HBox([self.stop_button, self.refresh_button, self.export_button, self.message])
-        super().__init__([self.header, self.bar, self.stats, self.tabs, self.buttons], **kwargs)
+        self.buttons = widgets.HBox([self.details_button, self.stop_button, self.refresh_button,
+                                     self.export_button], layout=widgets.Layout(flex="0 0 auto", margin="0"))
+        self.top = widgets.HBox([self.card, self.buttons], layout=widgets.Layout(align_items="flex-start"))
+        super().__init__([self.top, self.details, self.message], **kwargs)
         self.add_class("ew-widget")
         self.add_class(f"ew-provider-{monitor.provider}")
         self._throttle = Throttle(self._redraw, min_redraw_interval)
+        self._detached = False  # the watch moved to a newer view: this one stays as it was left
         self._last_key: tuple[Any, ...] | None = None
-        self.tabs.observe(lambda _change: self._redraw(), names="selected_index")
+        self._clock = ticker(clock_interval) if clock_interval > 0 else None
         self._redraw()
+        if self._clock is not None and not monitor.done:
+            self._clock.add(self._tick)
         monitor.on_update(self._on_update)
 
     # -- view model -------------------------------------------------------------------------------------
 
-    #: Which tab shows which view-state key; hidden tabs are drawn when selected, not on every poll.
-    _TAB_KEYS = {0: "summary", 2: "history", 3: "sparkline"}
-
-    def view_state(self, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
-        """What the widget should show now, as plain values (pure; tests compare it with the widget).
-
-        Keys in ``hidden`` (tabs nobody is looking at) are not computed: the history table and sparkline
-        walk the whole poll log.
-        """
-        monitor = self.monitor
-        task = monitor.latest
-        now = monitor._clock()
-        figures = monitor.figures(now)
-        style = render.bar_style(task, figures, failed=monitor.error is not None)
-        error = monitor.last_poll_error
-        stats = render.stats_text(task, figures, last_change=monitor.last_change_at, now=now, last_error=error)
-        ended = "" if monitor.status in ("running", "finished") else f" ({monitor.status.replace('_', ' ')})"
-        state = {
-            "header": render.header_html(monitor.provider, monitor.task_id, task, style) + render.esc(ended),
-            "value": float(task.progress) if task is not None and task.progress is not None else 0.0,
-            "bar_style": style,
-            "stats": f'<span class="ew-stats">{render.esc(" · ".join(stats))}</span>',
-        }
-        if "summary" not in hidden:
-            state["summary"] = render.details_html(task) or \
-                '<span style="color:#777">waiting for the first answer…</span>'
-        if "history" not in hidden:
-            state["history"] = history_table_html(monitor)
-        if "sparkline" not in hidden:
-            state["sparkline"] = render.sparkline_svg(*monitor.history.progress_points())
+    def view_state(self) -> dict[str, str]:
+        """What the widget should show now, as the HTML of each part (pure; tests compare it with the widget)."""
+        view = render.task_view(self.monitor)
+        state = {"card": f'<div class="ew-card ew-live" data-display-state="{view.state.value}">'
+                         f'{render.card_html(view)}</div>'}
+        if self.details_open:
+            task = self.monitor.latest
+            filters = filters_table_html(task) if task is not None and task.export_params is not None else ""
+            state["details"] = render.style_tag() + f'<div class="ew-card">' \
+                                                    f'{render.panel_html(self.monitor, filters_html=filters)}</div>'
+        else:
+            state["details"] = render.style_tag()
         return state
 
     def _update_key(self) -> tuple[Any, ...]:
         """Everything a redraw depends on except the clock: equal keys mean an unchanged poll."""
         m = self.monitor
-        return (change_key(m.latest), m.status, m.last_poll_error, m.error is not None, m.figures().stalled)
+        shown = describe(m)
+        return (change_key(m.latest), m.status, shown.state, shown.reason, shown.next_try_at)
 
     def _on_update(self, _monitor: ExportMonitor) -> None:
         key = self._update_key()
-        if key == self._last_key:
+        if key == self._last_key and not self.monitor.done:
             return  # unchanged poll: send nothing
         self._last_key = key
         self._throttle()
 
+    def _tick(self) -> None:
+        """The low-rate clock: redraw relative times; refresh the text twin now and then."""
+        if self.monitor.done or self._detached:
+            if self._clock is not None:
+                self._clock.remove(self._tick)
+            return
+        self._redraw()
+        shown = describe(self.monitor)
+        key = (shown.state, None if shown.progress is None else int(shown.progress))
+        self._output.update_text(self.text_twin(), key, TEXT_INTERVAL)
+
+    def text_twin(self) -> str:
+        """The text/plain of the live output: the text line, and when it was true."""
+        return f"{repr(self)}\n(live view not connected; this was the state at " \
+               f"{datetime.fromtimestamp(self.monitor._clock()).strftime('%H:%M:%S')})"
+
     def _redraw(self) -> None:
         with self._lock:
-            hidden = frozenset(key for index, key in self._TAB_KEYS.items() if index != self.tabs.selected_index)
-            state = self.view_state(hidden)
-            changed = {key: value for key, value in state.items() if self._sent.get(key) != value}
-            if changed:
-                # hold_sync is per model: hold every model we touch so each sends one message.
-                with ExitStack() as stack:
-                    for key, value in changed.items():
-                        widget, trait = self._target(key)
-                        stack.enter_context(widget.hold_sync())
-                        setattr(widget, trait, value)
-                self._sent.update(changed)
-            task = self.monitor.latest
-            filters_key = task.export_params if task is not None else None
-            if filters_key != self._filters_key:
-                self._filters_key = filters_key
-                self.filters_html.value = filters_table_html(task)
+            if self._detached:
+                return
+            state = self.view_state()
+            for key, value in state.items():
+                if self._sent.get(key) != value:
+                    getattr(self, key).value = value  # one message per changed model
+                    self._sent[key] = value
             if self.monitor.done and not self._output.finished:
                 self._finish()
 
-    def _target(self, key: str) -> tuple[widgets.Widget, str]:
-        return {
-            "header": (self.header, "value"), "value": (self.bar, "value"), "bar_style": (self.bar, "bar_style"),
-            "stats": (self.stats, "value"), "summary": (self.summary_html, "value"),
-            "history": (self.history_html, "value"), "sparkline": (self.sparkline, "value"),
-        }[key]
+    def toggle_details(self, open_: bool | None = None) -> None:
+        """Open or close the details (drawn only while open)."""
+        with self._lock:
+            self.details_open = (not self.details_open) if open_ is None else open_
+            self.details_button.icon = "chevron-up" if self.details_open else "chevron-down"
+            self.details.layout.display = "" if self.details_open else "none"
+        self._redraw()
 
     # -- the end of a watch ----------------------------------------------------------------------------
 
     def snapshot(self) -> tuple[str, str]:
-        """(html, text) of the current state as a static card."""
+        """(html, text) of the current state as a static card (details closed)."""
         task = self.monitor.latest
         filters = filters_table_html(task) if task is not None and task.search_conditions else ""
         return render.snapshot_html(self.monitor, filters_html=filters), render.snapshot_text(self.monitor)
 
-    def _finish(self) -> None:
+    def _finish(self, note: str | None = None) -> None:
+        if self._clock is not None:
+            self._clock.remove(self._tick)
         html, text = self.snapshot()
+        if note:
+            html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
+            text += f"\n{note}"
         self.children = [widgets.HTML(html)]  # live frontends: the widget itself turns static
         self._output.finish(html, text)  # saved notebooks, nbviewer, GitHub: the output is replaced
 
-    def finalize(self) -> None:
-        """Draw the final state now and publish the snapshot again (call from the thread that waited)."""
+    def finalize(self, note: str | None = None) -> None:
+        """Draw the final state now and publish the snapshot again (call from the thread that waited).
+
+        With ``note`` (the watch moved to a newer view) the card turns static now, with the note under it,
+        whatever the monitor does next."""
         self._throttle.flush()
         with self._lock:
-            if self.monitor.done:
+            if note is not None:
+                self._finish(note)
+                self._detached = True
+            elif self.monitor.done:
                 html, text = self.snapshot()
                 self._output.finish(html, text)
 
@@ -217,10 +220,15 @@ class ExportStatusWidget(widgets.VBox):
         try:
             self.monitor.history_frame().to_csv(target, index=False)
         except OSError as exc:
-            self.message.value = f'<span class="ew-error">could not save: {render.esc(exc)}</span>'
+            self._say(f'<span class="ew-error">could not save: {render.esc(exc)}</span>')
             raise
-        self.message.value = f'saved <code>{render.esc(target)}</code>'
+        self._say(f"saved <code>{render.esc(target)}</code>")
         return target
+
+    def _say(self, markup: str) -> None:
+        with self.message.hold_sync():
+            self.message.value = f'<span class="ew-card">{markup}</span>'
+            self.message.layout.display = ""
 
     # -- display ----------------------------------------------------------------------------------------
 
@@ -233,6 +241,4 @@ class ExportStatusWidget(widgets.VBox):
         self._output.show(self._repr_mimebundle_())
 
     def __repr__(self) -> str:
-        m = self.monitor
-        return redact_text(render.status_line(m.provider, m.task_id, m.latest, m.figures(), m.status,
-                                              m.last_poll_error))
+        return redact_text(render.monitor_line(self.monitor))

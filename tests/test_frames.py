@@ -99,7 +99,7 @@ def test_filters_without_conditions_is_empty_but_typed():
 
 def test_params_frame():
     frame = frames.params(_ma())
-    rows = dict(zip(frame["field"], zip(frame["value"], frame["meaning"])))
+    rows = dict(zip(frame["field"], zip(frame["value"], frame["meaning"], strict=True), strict=True))
     assert rows["sample_state"] == ("ACCEPTED", "accepted")
     assert rows["search_conditions"][0] == "2"
 
@@ -171,3 +171,24 @@ def test_to_parquet_explains_missing_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_parquet", no_engine)
     with pytest.raises(ImportError, match="pip install pyarrow"):
         frames.to_parquet(frames.summary(_ma()), tmp_path / "x.parquet")
+
+
+def test_history_values_equal_what_the_server_sent_and_times_are_to_the_millisecond(tmp_path):
+    """History keeps floats in 4 bytes; the frame and its CSV must still say 2.81, not 2.809999942779541."""
+    values = [2.81, 37.5, 0.01, 99.99, 33.33, 12.3456, 0.0, 100.0]
+    sizes = [210.5, 2.81, 12345.67, 0.001, 1234.5, 99.99, 0.0, 4096.0]
+    history = History("modelarts", "T")
+    polled = 1717243200.123  # a time with milliseconds (and float noise below them)
+    for i, (value, size) in enumerate(zip(values, sizes, strict=True)):
+        task = _ma({**FILTERED, "progress": value})
+        task = type(task)(**{**task.__dict__, "size_mb": size})
+        history.record_task(polled + i * 1.001, 0.0081, task)
+    frame = frames.history(history)
+    assert list(frame["progress"]) == values and list(frame["size_mb"]) == sizes
+    assert list(frame["latency_ms"]) == [8.1] * len(values)
+    text = frame.to_csv(tmp_path / "h.csv", index=False) or (tmp_path / "h.csv").read_text()
+    assert "2.81," in text and "2.8099" not in text and "8.1," in text
+    stamps = frame["polled_at"]
+    assert stamps.iloc[0] == pd.Timestamp("2024-06-01 12:00:00.123", tz="UTC")
+    assert all(ts.nanosecond == 0 and ts.microsecond % 1000 == 0 for ts in stamps)
+    assert history.nbytes() / len(history) <= 150  # the memory budget per poll still holds

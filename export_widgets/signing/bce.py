@@ -1,7 +1,7 @@
 """Baidu Cloud ``bce-auth-v1`` request signing (used by Qianfan console APIs), one pure function per spec step.
 
-The steps follow Baidu AI Cloud's "Generating an authentication string" (https://cloud.baidu.com/doc/Reference/s/njwvz1yfu)
-and the ``baidubce.auth.bce_v1_signer`` module of bce-python-sdk, and are pinned byte for byte by golden vectors that the
+The steps follow Baidu AI Cloud's "Generating an authentication string"
+(https://cloud.baidu.com/doc/Reference/s/njwvz1yfu) and are pinned byte for byte by golden vectors that the
 official ``baidubce.auth.bce_v1_signer`` produced (``tests/vectors/bce_auth_v1.json``). The body is not signed.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Callable, Collection, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests

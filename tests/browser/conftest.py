@@ -225,63 +225,170 @@ def browser() -> Iterator[Any]:
 #: State of the single-task widget and of any snapshot card, read in one go (nothing here waits).
 READ_WIDGET_JS = r"""() => {
   const text = (root, sel) => { const e = root && root.querySelector(sel); return e ? e.innerText.trim() : null; };
+  const card = root => {
+    if (!root) return null;
+    const fill = root.querySelector('.ew-fill'), badge = root.querySelector('.ew-badge');
+    return {state: root.dataset.displayState, badge: badge ? badge.innerText.trim() : null,
+            badgeClass: badge ? badge.className : null,
+            width: fill ? parseFloat(fill.dataset.progress) : null, fillClass: fill ? fill.className : null,
+            fillColour: fill ? getComputedStyle(fill).backgroundColor : null,
+            pct: text(root, '.ew-pct'), stats: text(root, '.ew-stats'), why: text(root, '.ew-why'),
+            text: root.innerText};
+  };
   const w = document.querySelector('.ew-widget');
-  const bar = w && w.querySelector('.progress-bar');
-  const badge = w && w.querySelector('.ew-state');
+  const live = w && w.querySelector('.ew-card.ew-live');
   const snap = document.querySelector('.ew-snapshot');
-  const fill = snap && snap.querySelector('.ew-bar-fill');
-  const snapBadge = snap && snap.querySelector('.ew-state');
+  const outputOf = e => e && e.closest('.jp-OutputArea-output');
+  const height = e => e ? e.getBoundingClientRect().height : null;
   return {
     prompts: [...document.querySelectorAll('.jp-Notebook .jp-Cell .jp-InputPrompt')].map(e => e.innerText.trim()),
     widgets: document.querySelectorAll('.ew-widget').length,
     provider: w ? [...w.classList].filter(c => c.startsWith('ew-provider-')).join(' ') : null,
-    width: bar ? parseFloat(bar.style.width) : null,
-    barClass: bar ? bar.className : null,
-    barColour: bar ? getComputedStyle(bar).backgroundColor : null,
-    badge: badge ? badge.className : null,
-    stats: text(w, '.ew-stats'),
+    live: card(live),
+    width: live ? card(live).width : null,
+    state: live ? live.dataset.displayState : null,
+    stats: live ? text(live, '.ew-stats') : null,
+    outputHeight: height(outputOf(w)),
     snapshots: document.querySelectorAll('.ew-snapshot').length,
     snapshot: snap ? {
-      state: snap.dataset.state, monitorStatus: snap.dataset.monitorStatus,
-      inWidget: !!snap.closest('.ew-widget'), inHtmlOutput: !!snap.closest('.jp-OutputArea-output.jp-RenderedHTMLCommon'),
-      fillClass: fill ? fill.className : null, progress: fill ? fill.dataset.progress : null,
-      fillWidth: fill ? fill.style.width : null, fillColour: fill ? getComputedStyle(fill).backgroundColor : null,
-      badge: snapBadge ? snapBadge.className : null, ended: text(snap, '.ew-ended'), stats: text(snap, '.ew-stats'),
-      text: snap.innerText,
+      ...card(snap), taskState: snap.dataset.state, monitorStatus: snap.dataset.monitorStatus,
+      inWidget: !!snap.closest('.ew-widget'),
+        inHtmlOutput: !!snap.closest('.jp-OutputArea-output.jp-RenderedHTMLCommon'),
+      outputHeight: height(outputOf(snap)),
+        progress: snap.querySelector('.ew-fill') ? snap.querySelector('.ew-fill').dataset.progress : null,
     } : null,
   };
 }"""
 
-#: State of the dashboard: rows by task id (rows are re-sorted live, so never by position) and the snapshot.
+#: State of the dashboard: rows by task id (rows are re-sorted live, so never by position), geometry, snapshot.
 READ_DASHBOARD_JS = r"""() => {
+  const rowOf = r => {
+    const cell = c => r.querySelector('.ew-c-' + c), fill = r.querySelector('.ew-fill');
+    const box = r.getBoundingClientRect();
+    const cols = {};
+    for (const c of ['state', 'prov', 'id', 'bar', 'pct', 'done', 'rate', 'eta', 'note']) {
+      const e = cell(c); if (!e) continue;
+      const b = e.getBoundingClientRect();
+      cols[c] = {x: Math.round(b.left), w: Math.round(b.width), shown: b.width > 0, text: e.innerText.trim()};
+    }
+    return {id: r.dataset.taskId, state: r.dataset.displayState, badge: cols.state ? cols.state.text : null,
+            width: fill ? parseFloat(fill.dataset.progress) : null, fillClass: fill ? fill.className : null,
+            top: box.top, height: box.height, cols, text: r.innerText.replace(/\s+/g, ' ').trim(),
+            visible: box.height > 0};
+  };
   const d = document.querySelector('.ew-dashboard');
-  const rows = d ? [...d.querySelectorAll('.ew-dashboard-row')] : [];
+  const live = d && d.querySelector('.ew-dash');
   const snap = document.querySelector('.ew-dashboard-snapshot');
-  const overall = d && d.querySelector(':scope > .widget-hprogress .progress-bar');
+  const overall = live && live.querySelector('.ew-overall .ew-fill');
   return {
     prompts: [...document.querySelectorAll('.jp-Notebook .jp-Cell .jp-InputPrompt')].map(e => e.innerText.trim()),
     dashboards: document.querySelectorAll('.ew-dashboard').length,
-    totals: d && d.querySelector('.ew-totals') ? d.querySelector('.ew-totals').innerText.trim() : null,
-    overall: overall ? parseFloat(overall.style.width) : null,
-    rows: rows.map(r => {
-      const label = r.querySelector('.ew-row-label'), bar = r.querySelector('.progress-bar');
-      const stats = r.querySelector('.ew-row-stats'), state = r.querySelector('.ew-row-state');
-      return {id: label ? label.dataset.taskId : null, label: label ? label.innerText.trim() : null,
-              state: state ? state.innerText.trim() : null, width: bar ? parseFloat(bar.style.width) : null,
-              barClass: bar ? bar.className : null, stats: stats ? stats.innerText.trim() : null};
-    }),
+    totals: live ? live.querySelector('.ew-head').innerText.replace(/\s+/g, ' ').trim() : null,
+    overall: overall ? parseFloat(overall.dataset.progress) : null,
+    overallClass: overall ? overall.className : null,
+    overallText: live &&
+      live.querySelector('.ew-overall-text') ? live.querySelector('.ew-overall-text').innerText : null,
+    rows: live ? [...live.querySelectorAll('.ew-dashboard-row')].map(rowOf) : [],
     snapshot: snap ? {
-      inWidget: !!snap.closest('.ew-dashboard'), inHtmlOutput: !!snap.closest('.jp-OutputArea-output.jp-RenderedHTMLCommon'),
-      text: snap.innerText,
-      rows: [...snap.querySelectorAll('.ew-snapshot-row')].map(r => {
-        const fill = r.querySelector('.ew-bar-fill'), badge = r.querySelector('.ew-state');
-        return {id: text_(r.querySelector('.ew-task-id')), state: badge ? badge.innerText.trim() : null,
-                fillClass: fill ? fill.className : null, progress: fill ? fill.dataset.progress : null,
-                text: r.innerText.trim()};
-      }),
+      inWidget: !!snap.closest('.ew-dashboard'),
+        inHtmlOutput: !!snap.closest('.jp-OutputArea-output.jp-RenderedHTMLCommon'),
+      text: snap.innerText, totals: snap.querySelector('.ew-head').innerText.replace(/\s+/g, ' ').trim(),
+      rows: [...snap.querySelectorAll('.ew-dashboard-row')].map(rowOf),
+      folded: snap.querySelector('details.ew-fold')
+        ? snap.querySelector('details.ew-fold summary').innerText.trim() : null,
     } : null,
   };
-  function text_(e) { return e ? e.innerText.trim() : null; }
+}"""
+
+#: WCAG contrast of every visible text element (and every button/select) inside ``root`` against the background
+#: actually painted behind it (ancestors' backgrounds composited, alpha included; color-mix() values parsed).
+CONTRAST_JS = r"""(selector) => {
+  const parse = c => {
+    let m = /^rgba?\(([^)]+)\)/.exec(c);
+    if (m) { const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(parseFloat); return [p[0], p[1], p[2],
+      p.length > 3 ? p[3] : 1]; }
+    m = /^color\(srgb ([^)]+)\)/.exec(c);
+    if (m) { const p = m[1].split(/[\s\/]+/).filter(Boolean).map(parseFloat); return [p[0] * 255, p[1] * 255,
+      p[2] * 255, p.length > 3 ? p[3] : 1]; }
+    return null;
+  };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const background = el => {
+    const stack = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { stack.push(c); if (c[3] >= 1) break; }
+    }
+    let bg = [255, 255, 255, 1];
+    for (let i = stack.length - 1; i >= 0; i--) bg = over(stack[i], bg);
+    return bg;
+  };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const out = [];
+  for (const root of document.querySelectorAll(selector)) {
+    for (const el of root.querySelectorAll('*')) {
+      if (!el.getClientRects().length) continue;  // not rendered (display:none, closed <details>)
+      const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+      const control = el.matches('button, select');
+      if (!own && !control) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility === 'hidden' || parseFloat(style.opacity) === 0) continue;
+      const isSvg = el instanceof SVGElement;
+      const fg = parse(isSvg ? style.fill : style.color);
+      if (!fg) continue;
+      const bg = background(el);
+      out.push({text: (el.innerText || el.textContent || el.title || el.className.baseVal ||
+        el.className).toString().trim().slice(0, 40),
+                tag: el.tagName.toLowerCase(),
+                  cls: (el.className.baseVal !== undefined ? el.className.baseVal : el.className)
+                    .toString().slice(0, 60),
+                ratio: Math.round(ratio(over(fg, bg), bg) * 100) / 100,
+                fg: style.color, bg: `rgb(${bg.slice(0, 3).map(Math.round).join(',')})`});
+    }
+  }
+  return out;
+}"""
+
+#: Anything cut off inside ``selector``: text overflowing a box without a tooltip, or boxes sticking out of the
+#: output area (a scrolling inner box is allowed: what it holds can be scrolled to).
+CLIPPED_JS = r"""(selector) => {
+  const bad = [];
+  for (const root of document.querySelectorAll(selector)) {
+    const area = root.closest('.jp-OutputArea-output') || root;
+    const edge = area.getBoundingClientRect().right + 1;
+    for (const el of root.querySelectorAll('*')) {
+      if (!el.getClientRects().length || el.closest('.ew-scroll')) continue;
+      const b = el.getBoundingClientRect();
+      if (b.width > 0 && b.right > edge) bad.push({what: 'outside', cls: String(el.className).slice(0, 50),
+        right: b.right, edge});
+      const style = getComputedStyle(el);
+      if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible' && !el.title && !el.closest('[title]'))
+        bad.push({what: 'truncated', cls: String(el.className).slice(0, 50), text: el.innerText.slice(0, 40)});
+    }
+    for (const row of root.querySelectorAll('.ew-row')) {  // a cell spilling out of its row overlaps the next one
+      const r = row.getBoundingClientRect();
+      for (const cell of row.children) {
+        if (!cell.getClientRects().length) continue;
+        const b = cell.getBoundingClientRect();
+        if (b.top < r.top - 1 || b.bottom > r.bottom + 1)
+          bad.push({what: 'outside its row', cls: String(cell.className), text: cell.innerText.slice(0, 40)});
+        for (const badge of cell.querySelectorAll('.ew-badge')) {  // a badge wider than its column is cut off
+          const g = badge.getBoundingClientRect();
+          if (g.right > b.right + 1) bad.push({what: 'badge cut', text: badge.innerText, right: g.right,
+            cell: b.right});
+        }
+      }
+    }
+    // cells: an ellipsis only with the full text as the tooltip
+    for (const el of root.querySelectorAll('.ew-scroll .ew-row > span')) {
+      if (el.scrollWidth > el.clientWidth + 1 && !el.title && el.innerText.trim() &&
+        !el.querySelector('.ew-badge, .ew-track'))
+        bad.push({what: 'cell truncated', cls: el.className, text: el.innerText.slice(0, 40)});
+    }
+  }
+  return bad;
 }"""
 
 
@@ -402,10 +509,38 @@ class Lab:
     def assert_advancing(values: list[float], *, min_distinct: int, what: str = "bar width") -> None:
         """``values`` (sampled over time) never go down and take at least ``min_distinct`` distinct values."""
         assert values, f"no {what} was ever read"
-        assert all(b >= a for a, b in zip(values, values[1:])), f"{what} went down: {values!r}"
+        assert all(b >= a for a, b in zip(values, values[1:], strict=False)), f"{what} went down: {values!r}"
         distinct = sorted(set(values))
         assert len(distinct) >= min_distinct, \
             f"{what} took only {len(distinct)} distinct values over time (want >= {min_distinct}): {distinct!r}"
+
+    def contrast(self, selector: str) -> list[dict[str, Any]]:
+        """Contrast ratio of every visible text element and control in ``selector`` (see ``CONTRAST_JS``)."""
+        return self.page.evaluate(CONTRAST_JS, selector)
+
+    def clipped(self, selector: str) -> list[dict[str, Any]]:
+        """Everything cut off in ``selector`` (see ``CLIPPED_JS``)."""
+        return self.page.evaluate(CLIPPED_JS, selector)
+
+    def set_theme(self, theme: str) -> None:
+        """Switch JupyterLab's theme (``JupyterLab Light`` / ``JupyterLab Dark``) and wait until it applies."""
+        light = "true" if "Light" in theme else "false"
+        self.page.evaluate("t => { window.jupyterapp.commands.execute('apputils:change-theme', {theme: t}); }", theme)
+        self.page.wait_for_function("l => document.body.dataset.jpThemeLight === l", arg=light, timeout=30_000)
+        self.page.wait_for_timeout(300)  # the theme's stylesheet is swapped in after the attribute
+
+    def docs_screenshot(self, name: str, selector: str | None = None, *, full: bool = False) -> Path:
+        """A screenshot for the README: always under test-artifacts; also under docs/ with EW_UPDATE_DOCS=1."""
+        target = self.artifacts / f"docs-{name}.png"
+        if selector is not None and not full:
+            self.page.locator(selector).first.screenshot(path=str(target))
+        else:
+            self.page.screenshot(path=str(target), full_page=True)
+        if os.environ.get("EW_UPDATE_DOCS") == "1":
+            docs = self.artifacts.parent.parent / "docs" / "screenshots"
+            docs.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target, docs / f"{name}.png")
+        return target
 
     def page_text(self) -> str:
         """Everything the page holds: its serialised DOM plus the rendered text."""
