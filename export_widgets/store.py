@@ -1062,13 +1062,19 @@ def _polls_frame(rows: list[tuple[Any, ...]], tz: str) -> pd.DataFrame:
     """Rows of ``_POLL_SELECT`` with the dtypes of :func:`export_widgets.frames.history`."""
     import pandas as pd
 
+    import numpy as np
+
+    from .frames import _epoch_ms, _float32_values  # one conversion for both frames: the very same values
+
     frame = pd.DataFrame.from_records(rows, columns=list(POLL_COLUMNS), coerce_float=True)
-    # As frames.history converts them (whole-array, via ns), so both frames hold the very same instants.
+    n = len(frame)
     seconds = frame["polled_at"].to_numpy(dtype="float64")
-    frame["polled_at"] = pd.DatetimeIndex((seconds * 1e9).astype("int64").view("datetime64[ns]")) \
-        .tz_localize("UTC").tz_convert(tz)
-    for column in ("latency_ms", "progress", "size_mb"):
-        frame[column] = frame[column].astype("float64")
+    frame["polled_at"] = pd.DatetimeIndex(_epoch_ms(seconds, n)).tz_localize("UTC").tz_convert(tz)
+    # Stored as the history holds them (float32 widened): back to the values as sent, as frames.history shows them.
+    frame["latency_ms"] = np.round(frame["latency_ms"].to_numpy(dtype="float64"), 3)
+    for column in ("progress", "size_mb"):
+        frame[column] = _float32_values(frame[column].to_numpy(dtype="float32"), n) if n else \
+            frame[column].astype("float64")
     frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(list(_OUTCOME_NAMES)))
     frame["state"] = frame["state"].astype(pd.CategoricalDtype([s.value for s in TaskState]))
     for column in ("provider", "task_id", "error_code", "raw_status"):
