@@ -62,6 +62,7 @@ Without a monitor: :meth:`Store.begin_watch`, :meth:`Store.record_poll` (a
 from __future__ import annotations
 
 import atexit
+import importlib
 import itertools
 import logging
 import math
@@ -318,7 +319,7 @@ def process_start_time(pid: int) -> float | None:
         except (OSError, IndexError, ValueError):
             return None
     try:
-        import psutil  # optional: macOS/Windows without /proc
+        psutil = importlib.import_module("psutil")  # optional (macOS/Windows without /proc); ships no types
 
         return float(psutil.Process(pid).create_time())
     except Exception:  # noqa: BLE001 - not installed, no such process, access denied: all "cannot tell"
@@ -830,8 +831,8 @@ class Store:
 
         where, args = _task_filter(provider, task_id)
         records = self._watch_rows(where, args)
-        frame = pd.DataFrame([{c: getattr(r, c) for c in WATCH_COLUMNS} for r in records],
-                             columns=list(WATCH_COLUMNS))
+        frame: pd.DataFrame = pd.DataFrame([{c: getattr(r, c) for c in WATCH_COLUMNS} for r in records],
+                                           columns=list(WATCH_COLUMNS))
         for column in ("watch_id", "provider", "task_id", "dataset_id", "project_id", "endpoint_host", "end_reason",
                        "last_state", "last_error", "hostname", "resumed_from"):
             frame[column] = frame[column].astype("string")
@@ -1060,13 +1061,12 @@ def _epoch_to_datetime(values: pd.Series, tz: str) -> pd.Series:
 
 def _polls_frame(rows: list[tuple[Any, ...]], tz: str) -> pd.DataFrame:
     """Rows of ``_POLL_SELECT`` with the dtypes of :func:`export_widgets.frames.history`."""
-    import pandas as pd
-
     import numpy as np
+    import pandas as pd
 
     from .frames import _epoch_ms, _float32_values  # one conversion for both frames: the very same values
 
-    frame = pd.DataFrame.from_records(rows, columns=list(POLL_COLUMNS), coerce_float=True)
+    frame: pd.DataFrame = pd.DataFrame.from_records(rows, columns=list(POLL_COLUMNS), coerce_float=True)
     n = len(frame)
     seconds = frame["polled_at"].to_numpy(dtype="float64")
     frame["polled_at"] = pd.DatetimeIndex(_epoch_ms(seconds, n)).tz_localize("UTC").tz_convert(tz)
