@@ -16,18 +16,21 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import bench_download, bench_history, bench_import, bench_poll, bench_sweep, bench_widget
+from . import bench_download, bench_history, bench_import, bench_poll, bench_store, bench_sweep, bench_widget
 
 SUITES = {"poll": bench_poll.run, "sweep": bench_sweep.run, "batch": bench_sweep.run_batched,
           "history": bench_history.run, "widget": bench_widget.run, "import": bench_import.run,
-          "download": bench_download.run}
+          "download": bench_download.run, "store": bench_store.run}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _table(rows: list[list[str]]) -> str:
     headers = ["benchmark", "median", "min–max", "target", "met", "note"]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 

@@ -4,7 +4,10 @@ Subcommands::
 
     export-widgets status --provider modelarts|qianfan [--dataset D] [--project P] [--region R]
                           [--endpoint URL] [--request-timeout S] TASK_ID...
-    export-widgets watch --provider modelarts|qianfan [--dataset D] [...] [--interval S] [--timeout S] TASK_ID...
+    export-widgets watch --provider modelarts|qianfan [--dataset D] [...] [--interval S] [--timeout S]
+                         [--notify URL [--notify-format F] [--notify-stalled]] TASK_ID...
+    export-widgets watch --resume [TASK_ID...]     (the watches whose process went away)
+    export-widgets history [--task T ...] [--provider P] [--csv FILE]
     export-widgets simulate [--port N] [--scenario FILE] [--duration-scale X]
     export-widgets demo [--output DIR] [--speed X] [--no-notebook]
 
@@ -30,6 +33,7 @@ from .models import ExportTask, TaskState
 from .monitor import MonitorStatus
 from .providers import REGISTRY, ClientSettings, ProviderClient, TaskRef, get_provider, make_client
 from .redact import one_line
+from .store import STORE_ENV, Store
 
 __all__ = ["build_parser", "main"]
 
@@ -103,20 +107,29 @@ def run_status(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapp
 def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
     """Watch tasks to their end with text lines; 0 only when every task succeeded."""
     from .monitor import ExportMonitor, MonitorGroup
-    from .textview import TextView
+    from .persist import follow
 
+    if args.resume:
+        return run_resume(args, out, err, environ)
+    if not args.provider or not args.task_ids:
+        raise ConfigError(f"--provider and at least one TASK_ID are required, or --resume (see {PROG} watch --help)")
+    notifier = _notifier(args)
     client = _status_client(args, environ)
     watch_timeout = args.timeout
+    store = _open_store(args, environ)
     try:
-        group = MonitorGroup(ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval,
-                                           timeout=watch_timeout) for ref in _refs(client, args))
-        TextView(group.monitors, stream=out)
-        try:
-            group.wait(stop_on_interrupt=True, reraise=True)
-        finally:  # Ctrl-C: stop polling, then main() reports "interrupted" and exits 130
-            group.stop()
+        monitors = [ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval,
+                                  timeout=watch_timeout, start=False) for ref in _refs(client, args)]
+        group = MonitorGroup(follow(monitor, store=store) for monitor in monitors)
+        _follow_to_end(group, args, notifier, out)
     finally:
         client.close()
+        _close(store, notifier)
+    return _watch_exit(group, watch_timeout, out, err)
+
+
+def _watch_exit(group: Any, watch_timeout: float | None, out: TextIO, err: TextIO) -> int:
+    """The final table, one line per task that did not end well, and the exit code."""
     tasks = [m.latest for m in group if m.latest is not None]
     if tasks:
         out.write("\n" + render.task_table(tasks) + "\n")
@@ -128,6 +141,132 @@ def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
             err.write(f"{PROG} watch: {monitor.task_id}: still {last} after --timeout {watch_timeout:g} s\n")
     succeeded = all(m.latest is not None and m.latest.state is TaskState.SUCCEEDED for m in group)
     return 0 if succeeded else 1
+
+
+def run_resume(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """``watch --resume [TASK_ID ...]``: continue the watches whose process went away, their history loaded."""
+    from .monitor import MonitorGroup
+    from .persist import resume
+
+    if args.provider or args.dataset or args.project or args.region or args.endpoint:
+        raise ConfigError("--resume takes the provider, endpoint, project and dataset of each stored watch: "
+                          "drop --provider/--dataset/--project/--region/--endpoint")
+    notifier = _notifier(args)
+    store = _open_store(args, environ)
+    clients: dict[tuple[Any, ...], ProviderClient] = {}
+    try:
+        result = resume(store, args.task_ids, environ=environ, request_timeout=args.request_timeout,
+                        clients=clients, interval=args.interval, timeout=args.timeout)
+        for line in result.skipped:
+            err.write(f"{PROG} watch --resume: {line}\n")
+        if not result.monitors:
+            out.write("nothing to resume: no unfinished watch whose process has gone\n")
+            return 1 if result.skipped else 0
+        for old in result.resumed_from:
+            out.write(f"resuming {old.provider} {old.task_id} ({old.polls} earlier polls, last state "
+                      f"{old.last_state or 'unknown'})\n")
+        group = MonitorGroup(result.monitors)
+        for monitor in group:
+            monitor.start()
+        _follow_to_end(group, args, notifier, out)
+    finally:
+        for client in clients.values():
+            client.close()
+        _close(store, notifier)
+    return max(_watch_exit(group, args.timeout, out, err), 1 if result.skipped else 0)
+
+
+def _follow_to_end(group: Any, args: argparse.Namespace, notifier: Any, out: TextIO) -> None:
+    from .persist import notify
+    from .textview import TextView
+
+    if notifier is not None:
+        notify(group.monitors, notifier, stalled=args.notify_stalled)
+    TextView(group.monitors, stream=out)
+    try:
+        group.wait(stop_on_interrupt=True, reraise=True)
+    finally:  # Ctrl-C: stop polling, then main() reports "interrupted" and exits 130
+        group.stop()
+
+
+def _notifier(args: argparse.Namespace) -> Any:
+    """The webhook notifier of ``--notify`` (checked before anything starts), or None."""
+    if (args.notify_format or args.notify_stalled) and not args.notify:
+        raise ConfigError("--notify-format and --notify-stalled go with --notify URL")
+    if not args.notify:
+        return None
+    from .notify import Notifier
+
+    try:
+        return Notifier(args.notify, args.notify_format)
+    except ValueError as exc:
+        raise ConfigError(f"--notify: {exc}") from None
+
+
+def _open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> Store:
+    """``--store``, else ``EXPORT_WIDGETS_STORE`` (from ``environ``, then this process), else the default file."""
+    return Store(args.store, environ={**os.environ, **environ})
+
+
+NOTIFY_FLUSH_TIMEOUT = 30.0
+
+
+def _close(store: Store, notifier: Any) -> None:
+    """Write the store and send the last notifications before the process exits."""
+    store.close()
+    if notifier is not None and not notifier.flush(NOTIFY_FLUSH_TIMEOUT):
+        sys.stderr.write(f"{PROG}: a notification was still being sent after {NOTIFY_FLUSH_TIMEOUT:g} s\n")
+
+
+# -- history -------------------------------------------------------------------------------------------------
+
+_WATCH_TABLE = (("WATCH", "watch_id"), ("PROVIDER", "provider"), ("TASK ID", "task_id"), ("STARTED", "started_at"),
+                ("ENDED", "ended_at"), ("HOW", "end_reason"), ("LAST STATE", "last_state"), ("POLLS", "polls"))
+_POLL_TABLE = (("POLLED AT", "polled_at"), ("TASK ID", "task_id"), ("OUTCOME", "outcome"), ("STATE", "state"),
+               ("PROGRESS", "progress"), ("DONE", "finished_samples"), ("TOTAL", "total_samples"),
+               ("ERROR", "error_message"))
+
+
+def run_history(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
+    """Past watches (or every poll of ``--task``) from the store, as a table or ``--csv``."""
+    from .persist import history_frame
+
+    store = _open_store(args, environ)
+    try:
+        if store.mode == "off":
+            raise ConfigError(f"the watch store is off ({STORE_ENV}=off): no history is kept")
+        if store.path is not None and not store.path.exists():
+            raise ConfigError(f"no watch store at {store.path} yet: watch a task first, or pass --store FILE")
+        frame = history_frame(store, args.task or (), provider=args.provider, tz=args.tz)
+    finally:
+        store.close()
+    if args.csv:
+        frame.to_csv(args.csv if args.csv != "-" else out, index=False)
+        if args.csv != "-":
+            out.write(f"wrote {len(frame)} rows to {args.csv}\n")
+        return 0
+    if frame.empty:
+        out.write("no polls of " + ", ".join(args.task) + " in the store\n" if args.task else
+                  "no watches in the store\n")
+        return 0
+    columns = _POLL_TABLE if args.task else _WATCH_TABLE
+    rows = [[_cell(name, row[name]) for _, name in columns] for _, row in frame.iterrows()]
+    out.write(render.text_table(rows, [header for header, _ in columns]) + "\n")
+    return 0
+
+
+def _cell(name: str, value: Any) -> str:
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return "-"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if name == "watch_id":
+        return str(value)[:8]
+    if name == "progress":
+        return f"{value:.1f}%"
+    return str(value)
 
 
 # -- demo ----------------------------------------------------------------------------------------------------
@@ -347,6 +486,21 @@ def _positive(text: str) -> float:
 _REQUEST_TIMEOUT_HELP = "seconds one request may take in all (connect, headers and body; default 30)"
 
 
+def _store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="FILE",
+                        help=f"the watch store: a file, 'off' or ':memory:' (default: env {STORE_ENV}, else "
+                             "the user's state directory)")
+
+
+def _notify_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--notify", metavar="URL", help="webhook to POST to when every task has ended (Feishu/Lark, "
+                                                        "DingTalk, Slack or JSON)")
+    parser.add_argument("--notify-format", metavar="NAME", help="feishu, dingtalk, slack or json (default: by "
+                                                               "the URL's host)")
+    parser.add_argument("--notify-stalled", action="store_true",
+                        help="also notify when a task stops moving for 5 minutes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(prog=PROG, description="Watch ModelArts and Qianfan dataset export tasks; run the offline "
@@ -354,18 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
-    # Where the tasks are: shared by `status` and `watch`.
-    target = _Parser(add_help=False)
-    target.add_argument("--provider", required=True, choices=tuple(REGISTRY))
-    target.add_argument("--dataset", help="ModelArts dataset id (required for modelarts)")
-    target.add_argument("--project", help="ModelArts project id (default: env HUAWEICLOUD_SDK_PROJECT_ID)")
-    target.add_argument("--region", help="ModelArts region, e.g. cn-north-4")
-    target.add_argument("--endpoint", help="base URL (default: the provider's env var, e.g. "
-                                           + "; ".join(f"{cls.label}: {cls.env.endpoint}" for cls in REGISTRY.values()
-                                                       if cls.env.endpoint) + ")")
+    # Where the tasks are: shared by `status` and `watch` (whose --resume takes them from the store instead).
+    def target_flags(provider_required: bool) -> _Parser:
+        target = _Parser(add_help=False)
+        target.add_argument("--provider", required=provider_required, choices=tuple(REGISTRY))
+        target.add_argument("--dataset", help="ModelArts dataset id (required for modelarts)")
+        target.add_argument("--project", help="ModelArts project id (default: env HUAWEICLOUD_SDK_PROJECT_ID)")
+        target.add_argument("--region", help="ModelArts region, e.g. cn-north-4")
+        target.add_argument("--endpoint", help="base URL (default: the provider's env var, e.g. " + "; ".join(
+            f"{cls.label}: {cls.env.endpoint}" for cls in REGISTRY.values() if cls.env.endpoint) + ")")
+        return target
 
     status = commands.add_parser(
-        "status", parents=[target], help="print the current status of export tasks as a table",
+        "status", parents=[target_flags(provider_required=True)],
+        help="print the current status of export tasks as a table",
         description="Fetch each task once and print a table. Credentials come from the environment "
                     "(HUAWEICLOUD_SDK_AK/SK/PROJECT_ID or QIANFAN_ACCESS_KEY/SECRET_KEY).")
     status.add_argument("--request-timeout", type=_positive, help=_REQUEST_TIMEOUT_HELP)
@@ -383,14 +539,32 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(handler=run_simulate)
 
     watch = commands.add_parser(
-        "watch", parents=[target], help="follow export tasks until they end, one status line per change",
+        "watch", parents=[target_flags(provider_required=False)],
+        help="follow export tasks until they end, one status line per change",
         description="Poll in the background, print a line whenever a task changes, then a final table. "
                     "Exit 0 when every task succeeded, 1 otherwise (failed, stopped, timed out, not found).")
     watch.add_argument("--interval", type=_positive, default=2.0, help="poll floor in seconds (default 2)")
     watch.add_argument("--timeout", type=_positive, help="stop watching after this many seconds")
     watch.add_argument("--request-timeout", type=_positive, help=_REQUEST_TIMEOUT_HELP)
-    watch.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    watch.add_argument("task_ids", nargs="*", metavar="TASK_ID")
+    watch.add_argument("--resume", action="store_true",
+                       help="continue the watches (all, or of the TASK_IDs) whose process went away, their poll "
+                            "history loaded; provider, endpoint and ids come from the store")
+    _store_flags(watch)
+    _notify_flags(watch)
     watch.set_defaults(handler=run_watch)
+
+    history = commands.add_parser(
+        "history", help="past watches and every poll of a task, from the watch store",
+        description="The watch store records every watch and poll (of this command, the magic and watch() in "
+                    "Python). Without --task: one row per watch. With --task: every poll of those tasks, across "
+                    "sessions.")
+    history.add_argument("--task", action="append", metavar="TASK_ID", help="every poll of this task (repeatable)")
+    history.add_argument("--provider", choices=tuple(REGISTRY), help="only this provider's tasks")
+    history.add_argument("--csv", metavar="FILE", help="write the DataFrame as CSV (- for stdout)")
+    history.add_argument("--tz", default="UTC", help="time zone of the times shown (default UTC)")
+    _store_flags(history)
+    history.set_defaults(handler=run_history)
 
     demo = commands.add_parser(
         "demo", help="watch the simulator's demo exports and run the quickstart notebook (offline)",
@@ -402,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="time compression of the simulated exports (default 3 = three times faster)")
     demo.add_argument("--no-notebook", action="store_true", help="skip running the quickstart notebook")
     demo.set_defaults(handler=run_demo)
-    _add_flow_commands(commands, target)
+    _add_flow_commands(commands, target_flags(provider_required=True))
     return parser
 
 

@@ -7,11 +7,14 @@ One live monitor per task per kernel: the magic keeps a registry keyed by (provi
 task id). Running ``%export_status`` again for a task still being watched attaches the new view to that monitor
 (its history goes on, ``--interval``/``--timeout`` apply to it) and turns the earlier cell's view into a static
 snapshot saying where the watch moved. ``watch()`` in Python always makes an independent monitor.
+Every watch is recorded in the watch store (:mod:`export_widgets.store`; ``%config ExportStatus.store``), which
+``--resume`` and ``--history`` read.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import builtins
 import keyword
 import math
@@ -23,12 +26,13 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]  # re-exported, not declared
-from traitlets import Bool, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from .errors import ExportWidgetsError
 from .models import ExportTask
 from .monitor import ExportMonitor, MonitorGroup, MonitorStatus
+from .persist import history_frame, notify, record, resume
 from .providers import (
     REGISTRY,
     ClientSettings,
@@ -93,11 +97,15 @@ class ExportStatus(Magics, Configurable):
     unreachable_grace = Float(180.0, config=True,
                               help="Seconds to retry an endpoint that never answered before the watch ends with an "
                                    "error (0 = retry forever).")
+    store = Unicode("", config=True,
+                    help="Where watches are recorded (for --resume and --history): a file or directory, 'off', or "
+                         "':memory:'; empty = env EXPORT_WIDGETS_STORE, else the user's state directory.")
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clients: dict[tuple[object, ...], ProviderClient] = {}
         self._simulator: Any = None
+        self._simulated: list[ExportMonitor] = []  # watches of the embedded simulator: they end with it
         self._live: dict[WatchKey, ExportMonitor] = {}  # one live monitor per task in this kernel
         self._watches: dict[ExportMonitor, _Watch] = {}  # the view showing each live monitor now
 
@@ -136,6 +144,12 @@ class ExportStatus(Magics, Configurable):
         if value < 1:
             raise TraitError(f"ExportStatus.max_rows = {value!r}: use a number of rows >= 1")
         return value
+
+    @observe("store")
+    def _store_changed(self, change: dict[str, Any]) -> None:
+        from .store import set_default_store
+
+        set_default_store(str(change["new"]).strip() or None)  # process-wide: watch() in Python records there too
 
     @validate("default_provider")
     def _valid_provider(self, proposal: dict[str, Any]) -> str:
@@ -177,6 +191,13 @@ class ExportStatus(Magics, Configurable):
                                                  "the export (default %%config ExportStatus.reuse_window).")
     @argument("--download", metavar="DIR", help="Download the finished export TASK_ID into DIR (Qianfan), or show "
                                                 "the copy command (ModelArts).")
+    @argument("--resume", action="store_true",
+              help="Reattach to the watches (all, or of the TASK_IDs given) whose kernel went away.")
+    @argument("--history", action="store_true",
+              help="DataFrame of past watches, or of every poll of the TASK_IDs given, across sessions.")
+    @argument("--notify", metavar="URL", help="Webhook to tell when the watch (or all of a dashboard) ends.")
+    @argument("--notify-format", metavar="NAME", help="feishu, dingtalk, slack or json (default: by the URL).")
+    @argument("--notify-stalled", action="store_true", help="Also notify when a task stops moving (stall_after).")
     @line_magic
     def export_status(self, line: str = "") -> Any:
         """Watch dataset export tasks: a live widget by default, ``--once`` for a DataFrame, ``--wait`` to block.
@@ -190,6 +211,8 @@ class ExportStatus(Magics, Configurable):
             %export_status --start --version ds-7a1b2c3d --sys-storage --wait -o mon    # Qianfan: start, watch
             %export_status --start --dataset DS --path obs://bucket/dir/ --wait          # ModelArts
             %export_status --download ./data task-4f2c                                   # fetch the result
+            %export_status --resume                  # after a kernel restart
+            %export_status --history task-4f2c -o polls
         """
         args = self.export_status.parser.parse_args(_split(line))
         if args.output is not None:
@@ -206,6 +229,11 @@ class ExportStatus(Magics, Configurable):
         if args.once and args.wait:
             raise UsageError("--once and --wait exclude each other: --once fetches one status, --wait blocks "
                              "until the end")
+        self._check_store_flags(args)
+        if args.history:
+            return self._history(args)
+        if args.resume:
+            return self._resume(args)
         if args.simulate:
             self._ensure_simulator()
         if args.start:
@@ -290,11 +318,18 @@ class ExportStatus(Magics, Configurable):
 
         scenario = dataclasses.replace(simulator.Scenario.demo(), speed=self.simulator_speed)
         self._simulator = simulator.Simulator(scenario=scenario).start()
+        atexit.register(self._stop_simulated)  # the simulator dies with the kernel: no watch of it to resume
         # An ordinary info line on stdout (not a red error box), without the port: a saved notebook keeps it.
         print("Using the embedded simulator (no credentials needed; it runs until the kernel stops).")
 
+    def _stop_simulated(self) -> None:
+        for monitor in self._simulated:
+            monitor.stop()
+        self._simulated.clear()
+
     def close(self) -> None:
         """Stop this kernel's live watches and the embedded simulator, if this magic started one."""
+        self._stop_simulated()
         for monitor in list(self._live.values()):
             monitor.stop()
         self._live.clear()
@@ -365,9 +400,17 @@ class ExportStatus(Magics, Configurable):
 
     def _monitor(self, args: argparse.Namespace, target: Target, *, start: bool = True) -> ExportMonitor:
         client, ref = target
-        return ExportMonitor(client, ref.task_id, ref.dataset_id, interval=args.interval or self.interval,
-                             timeout=args.timeout or self.timeout or None, stall_after=self.stall_after, start=start,
-                             unreachable_grace=self.unreachable_grace or None)
+        monitor = ExportMonitor(client, ref.task_id, ref.dataset_id, start=False, **self._monitor_options(args))
+        record(monitor)  # before the first poll, so the store has every one
+        if args.simulate:
+            self._simulated.append(monitor)
+        if start:
+            monitor.start()
+        return monitor
+
+    def _monitor_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"interval": args.interval or self.interval, "timeout": args.timeout or self.timeout or None,
+                "stall_after": self.stall_after, "unreachable_grace": self.unreachable_grace or None}
 
     # -- the registry of live monitors ------------------------------------------------------------------
 
@@ -446,6 +489,7 @@ class ExportStatus(Magics, Configurable):
         else:
             watched = MonitorGroup(self._live_monitor(args, target, start=True)[0] for target in targets)
         self._store(args, watched)
+        self._notify(args, watched)
         self._move(watched.monitors if isinstance(watched, MonitorGroup) else [watched])
         view = self._show(args, watched)
         if args.wait:
@@ -454,6 +498,78 @@ class ExportStatus(Magics, Configurable):
             error = watched.error if isinstance(watched, ExportMonitor) else None
             if error is not None:
                 raise error
+        return None
+
+    # -- the store and notifications ----------------------------------------------------------------------
+
+    @staticmethod
+    def _check_store_flags(args: argparse.Namespace) -> None:
+        if args.resume and args.history:
+            raise UsageError("--resume and --history exclude each other")
+        if (args.notify_format or args.notify_stalled) and not args.notify:
+            raise UsageError("--notify-format and --notify-stalled go with --notify URL")
+        if args.notify and (args.once or args.list or args.history):
+            raise UsageError("--notify goes with a watch (not --once, --list or --history)")
+        if args.notify:
+            from .notify import format_for
+
+            try:
+                format_for(args.notify, args.notify_format)
+            except ValueError as exc:
+                raise UsageError(f"--notify: {exc}") from None
+
+    def _notify(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> None:
+        if args.notify:
+            from .notify import Notifier
+
+            notify(watched.monitors if isinstance(watched, MonitorGroup) else watched,
+                   Notifier(args.notify, args.notify_format), stalled=args.notify_stalled)
+
+    def _history(self, args: argparse.Namespace) -> Any:
+        """``--history [TASK_ID ...]``: the stored watches, or every poll of those tasks."""
+        from .store import default_store
+
+        store = default_store()
+        if store.mode == "off":
+            raise UsageError("the watch store is off (EXPORT_WIDGETS_STORE or %config ExportStatus.store = 'off'):"
+                             " no history is kept")
+        provider = str(get_provider(args.provider).name) if args.provider else None
+        frame = history_frame(store, args.task_ids, provider=provider, tz=self.timezone)
+        self._store(args, frame)
+        return frame
+
+    def _resume(self, args: argparse.Namespace) -> Any:
+        """``--resume [TASK_ID ...]``: reattach to the watches whose kernel went away, their history loaded."""
+        from .store import default_store
+
+        store = default_store()
+        result = resume(store, args.task_ids, timezone=self.qianfan_timezone or None, **self._monitor_options(args))
+        for line in result.skipped:
+            print(f"export_status --resume: {line}", file=sys.stderr)
+        if not result.monitors:
+            where = "the watch store is off" if store.mode == "off" else \
+                f"no watch in {store.path or 'the in-memory store'} was left unfinished by a kernel that has gone"
+            print(f"Nothing to resume: {where}.")
+            return None
+        self._prune()
+        for monitor in result.monitors:  # live in this kernel now: %export_status TASK attaches to it
+            self._live[self.watch_key((monitor.client, monitor.ref))] = monitor
+        if len(result.monitors) == 1:  # as a new watch: the first answer in the cell (a finished task ends here)
+            monitor = result.monitors[0]
+            delay = monitor.poll_once()
+            if delay is not None:
+                monitor.start(delay)
+            watched: ExportMonitor | MonitorGroup = monitor
+        else:
+            for monitor in result.monitors:
+                monitor.start()
+            watched = MonitorGroup(result.monitors)
+        self._store(args, watched)
+        self._notify(args, watched)
+        view = self._show(args, watched)
+        if args.wait:
+            watched.wait(stop_on_interrupt=True)
+            view.finalize()
         return None
 
     def _view(self, args: argparse.Namespace, watched: ExportMonitor | MonitorGroup) -> Any:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .download import DownloadResult
+    from .store import Store
     from .sweep import PollScheduler
 
 __all__ = ["Backoff", "ExportMonitor", "MonitorGroup", "MonitorStatus", "watch", "watch_many"]
@@ -151,6 +152,8 @@ class ExportMonitor:
     unreachable_grace : float or None
         Seconds to keep retrying while no answer ever came (nothing listens, DNS fails, ...) before ending with
         an error (default 180; None retries forever). After a first answer connection failures stay transient.
+    history : History, optional
+        Polls of an earlier watch of this task to continue from (a resumed watch: ETA and rate go on).
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class ExportMonitor:
         start: bool = True,
         not_found_grace: float = 0.0,
         unreachable_grace: float | None = DEFAULT_UNREACHABLE_GRACE,
+        history: History | None = None,
     ) -> None:
         source = as_task_source(client)
         if source.needs_dataset and not dataset_id:
@@ -196,7 +200,7 @@ class ExportMonitor:
         self.stall_after = float(stall_after)
         self.not_found_grace = max(0.0, float(not_found_grace))
         self.backoff = Backoff(floor=floor, cap=max(floor, float(max_interval)))
-        self.history = History(source.name, task_id)
+        self.history = History(source.name, task_id) if history is None else history
         self.unreachable_grace = None if unreachable_grace is None else float(unreachable_grace)
         self._clock = clock
         self._mono = monotonic or (time.monotonic if clock is time.time else clock)
@@ -813,21 +817,43 @@ class MonitorGroup:
 
 
 def watch(client: Any, task_id: str, dataset_id: str | None = None, interval: float | None = None,
-          timeout: float | None = None, **options: Any) -> ExportMonitor:
-    """Start monitoring one export task in the background and return its :class:`ExportMonitor` at once."""
-    return ExportMonitor(client, task_id, dataset_id, interval=interval, timeout=timeout, **options)
+          timeout: float | None = None, *, on_done: Callable[[ExportMonitor], None] | None = None,
+          store: Store | bool | None = None, **options: Any) -> ExportMonitor:
+    """Start monitoring one export task in the background and return its :class:`ExportMonitor` at once.
+
+    The watch is recorded in the watch store (``store``: None for the process-wide one, a
+    :class:`~export_widgets.store.Store`, or False for none); ``on_done(monitor)`` is called once when it ends.
+    """
+    from .persist import follow
+
+    start = options.pop("start", True)
+    monitor = ExportMonitor(client, task_id, dataset_id, interval=interval, timeout=timeout, start=False, **options)
+    return follow(monitor, store=store, on_done=on_done, start=start)
 
 
 def watch_many(targets: Sequence[tuple[Any, str] | tuple[Any, str, str | None]], interval: float | None = None,
-               timeout: float | None = None, *, batch: bool = True, **options: Any) -> MonitorGroup:
+               timeout: float | None = None, *, batch: bool = True,
+               on_done: Callable[[MonitorGroup], None] | None = None, store: Store | bool | None = None,
+               **options: Any) -> MonitorGroup:
     """Monitor many tasks, possibly of both providers: ``targets`` are ``(client, task_id[, dataset_id])``.
 
     ``batch``: poll the tasks of one ModelArts client and dataset together with list pages where that takes
-    fewer requests (see :class:`MonitorGroup`); False keeps one request per task.
+    fewer requests (see :class:`MonitorGroup`); False keeps one request per task. Each watch is recorded as
+    :func:`watch` records it; ``on_done(group)`` is called once, when all have ended.
     """
+    from .persist import follow, when_all_done
+
+    start = options.pop("start", True)
     monitors = []
-    for target in targets:
+    for target in targets:  # every target checked before any polling starts
         client, task_id, *rest = target
         monitors.append(ExportMonitor(client, task_id, rest[0] if rest else None, interval=interval,
-                                      timeout=timeout, **options))
-    return MonitorGroup(monitors, batch=batch)
+                                      timeout=timeout, start=False, **options))
+    # recorded first, batched next, started last: a sweep must own its monitors before their first poll
+    group = MonitorGroup((follow(monitor, store=store, start=False) for monitor in monitors), batch=batch)
+    if start:
+        for monitor in group.monitors:
+            monitor.start()
+    if on_done is not None:
+        when_all_done(group.monitors, lambda: on_done(group))
+    return group

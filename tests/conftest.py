@@ -1,15 +1,36 @@
 """Shared fixtures: a fake clock and a running simulator on it (real HTTP on 127.0.0.1, port 0).
 
 Tests never sleep to wait for progress: they move ``sim.clock`` (a :class:`FakeClock`) instead.
+
+The watch store is on by default, so before anything imports it this points ``EXPORT_WIDGETS_STORE`` at a
+temporary directory of this test session: no test (nor a kernel or CLI it starts, which inherit the
+environment) ever reads or writes the user's real state directory. Tests that look at a store make their own
+file under ``tmp_path`` (the ``store_path`` fixture).
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest
+_SESSION_STORE_DIR = tempfile.mkdtemp(prefix="export-widgets-tests-store-")
+os.environ["EXPORT_WIDGETS_STORE"] = os.path.join(_SESSION_STORE_DIR, "store.sqlite3")
+# Registered before the store module is imported, so it runs after the store's own exit flush (atexit is LIFO).
+atexit.register(shutil.rmtree, _SESSION_STORE_DIR, ignore_errors=True)
 
-from export_widgets.simulator import FakeClock, Simulator, serve
+import pytest  # noqa: E402 - after the store is pointed away from the user's state directory
+
+from export_widgets.simulator import FakeClock, Simulator, serve  # noqa: E402
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """A store file of this test's own (not created yet)."""
+    return tmp_path / "store.sqlite3"
 
 
 @pytest.fixture
