@@ -22,7 +22,7 @@ def run(quick: bool = False) -> list[Result]:
     for _ in range(rounds):
         ours.append(_import_seconds("export_widgets"))
         theirs.append(_import_seconds("ipywidgets"))
-    ratios = [o / t for o, t in zip(ours, theirs)]
+    ratios = [o / t for o, t in zip(ours, theirs, strict=True)]
     ratio = statistics.median(ours) / statistics.median(theirs)
     heavy = subprocess.run([sys.executable, "-c", "import sys, export_widgets; "
                             "print(','.join(m for m in ('pandas', 'ipywidgets', 'IPython') if m in sys.modules))"],

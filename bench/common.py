@@ -6,9 +6,9 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 __all__ = ["FastHandler", "FixedBodyServer", "Result", "repeat"]
 
@@ -81,7 +81,7 @@ class FixedBodyServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "FixedBodyServer":
+    def __enter__(self) -> FixedBodyServer:
         self._thread.start()
         return self
 

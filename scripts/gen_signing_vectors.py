@@ -194,12 +194,11 @@ def hw_expected(case):
 
     # Checks only: signature == HMAC-SHA256(SK, string_to_sign); sts hashes the canonical request.
     sts = seen["string_to_sign"]
-    assert sts == "SDK-HMAC-SHA256\n%s\n%s" % (
-        HW_DATE, hashlib.sha256(seen["canonical_request"].encode("utf-8")).hexdigest())
+    canonical_hash = hashlib.sha256(seen["canonical_request"].encode("utf-8")).hexdigest()
+    assert sts == f"SDK-HMAC-SHA256\n{HW_DATE}\n{canonical_hash}"
     signature = hmac.new(case["sk"].encode(), sts.encode(), hashlib.sha256).hexdigest()
     signed = ";".join(seen["signed_headers"])
-    assert authorization == "SDK-HMAC-SHA256 Access=%s, SignedHeaders=%s, Signature=%s" % (
-        case["ak"], signed, signature)
+    assert authorization == f"SDK-HMAC-SHA256 Access={case['ak']}, SignedHeaders={signed}, Signature={signature}"
 
     # Cross-check: the credentials object (which adds X-Project-Id / X-Security-Token itself)
     # produces the same Authorization.
@@ -320,7 +319,7 @@ def bce_expected(case):
     assert rebuilt == canonical_request, (rebuilt, canonical_request)
 
     prefix, signed_list, signature = authorization.rsplit("/", 2)
-    assert prefix == "bce-auth-v1/%s/%s/%d" % (case["ak"], case["headers"]["x-bce-date"], case["expiration"])
+    assert prefix == f"bce-auth-v1/{case['ak']}/{case['headers']['x-bce-date']}/{case['expiration']:d}"
     assert signing_key == hmac.new(case["sk"].encode(), prefix.encode(), hashlib.sha256).hexdigest()
     assert signature == hmac.new(signing_key.encode(), canonical_request, hashlib.sha256).hexdigest()
 
@@ -339,7 +338,7 @@ def write(name, cases):
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(cases, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     (OUT_DIR / name).write_text(text, encoding="utf-8")
-    print("wrote %d cases to %s" % (len(cases), OUT_DIR / name))
+    print(f"wrote {len(cases)} cases to {OUT_DIR / name}")
 
 
 def main():

@@ -34,7 +34,8 @@ from export_widgets.simulator import Fault, TaskSpec
 
 RESPONSES = Path(__file__).parent / "responses"
 
-MA_OK, MA_SLOW, MA_FAIL, MA_INIT = "rF9NNoB56k5rtYKg2Y7", "Vb3kQ8mZ1xT7pLw2sEa", "Hn2cX5yR8uJ4tGv6kDq", "Pq7wE1rT9yU3iO5aS2d"
+MA_OK, MA_SLOW = "rF9NNoB56k5rtYKg2Y7", "Vb3kQ8mZ1xT7pLw2sEa"
+MA_FAIL, MA_INIT = "Hn2cX5yR8uJ4tGv6kDq", "Pq7wE1rT9yU3iO5aS2d"
 QF_OK, QF_FAIL = "task-7f3a9c1e2b", "task-c41d09e8a6"
 TASK_FOR = {"modelarts": MA_OK, "qianfan": QF_OK}
 
@@ -66,15 +67,18 @@ def test_modelarts_progress_follows_the_scenario_clock(sim):
     client = sim.modelarts_client()
     created = datetime.fromtimestamp(sim.tasks[MA_OK].created_at, timezone.utc)
     first = client.get_export_task(sim.dataset_id, MA_OK)
-    assert (first.state, first.raw_status, first.progress, first.finished_samples) == (TaskState.RUNNING, "RUNNING", 0.0, 0)
+    assert (first.state, first.raw_status, first.progress, first.finished_samples) == (
+        TaskState.RUNNING, "RUNNING", 0.0, 0)
 
     sim.clock.advance(4)
     half = client.get_export_task(sim.dataset_id, MA_OK)
-    assert (half.state, half.progress, half.finished_samples, half.total_samples) == (TaskState.RUNNING, 50.0, 2406, 4812)
+    assert (half.state, half.progress, half.finished_samples, half.total_samples) == (
+        TaskState.RUNNING, 50.0, 2406, 4812)
 
     sim.clock.advance(4)
     done = client.get_export_task(sim.dataset_id, MA_OK)
-    assert (done.state, done.raw_status, done.progress, done.finished_samples) == (TaskState.SUCCEEDED, "SUCCESSED", 100.0, 4812)
+    assert (done.state, done.raw_status, done.progress, done.finished_samples) == (
+        TaskState.SUCCEEDED, "SUCCESSED", 100.0, 4812)
     assert done.created_at == created and done.finished_at == created + timedelta(seconds=8)
     assert done.destination == "/drive-exports/hard-cases-may/" and done.dataset_id == sim.dataset_id
 
@@ -105,7 +109,8 @@ def test_modelarts_init_then_running(sim):
 def test_modelarts_failure_carries_the_error_code(sim):
     sim.clock.advance(60)
     task = fetch(sim, "modelarts", MA_FAIL)
-    assert (task.state, task.progress, task.finished_samples, task.total_samples) == (TaskState.FAILED, 60.0, 1980, 3300)
+    assert (task.state, task.progress, task.finished_samples, task.total_samples) == (
+        TaskState.FAILED, 60.0, 1980, 3300)
     assert (task.error_code, task.error_message) == ("ModelArts.4311", "OBS bucket does not exist")
     assert task.finished_at == datetime.fromtimestamp(sim.tasks[MA_FAIL].created_at + 9, timezone.utc)
 
@@ -142,7 +147,8 @@ def test_qianfan_success_with_download_url(sim):
 def test_qianfan_failure(sim):
     sim.clock.advance(60)
     task = fetch(sim, "qianfan", QF_FAIL)
-    assert (task.state, task.raw_status, task.progress, task.download_url) == (TaskState.FAILED, "ExportFailed", 0.0, None)
+    assert (task.state, task.raw_status, task.progress, task.download_url) == (
+        TaskState.FAILED, "ExportFailed", 0.0, None)
     assert task.raw["progress"] == 0 and task.is_terminal
 
 
@@ -157,10 +163,12 @@ def test_unknown_status_is_unknown_with_raw_status_kept(sim, provider, raw):
 
 def test_qianfan_error_inside_http_200_raises(sim):
     error = fault_error(sim, "qianfan", Fault("error_in_200", code="DatasetBusy", message="dataset is busy"))
-    assert type(error) is APIError and (error.http_status, error.code, error.message) == (200, "DatasetBusy", "dataset is busy")
+    assert type(error) is APIError
+    assert (error.http_status, error.code, error.message) == (200, "DatasetBusy", "dataset is busy")
     assert error.request_id and not error.transient
     throttled = fault_error(sim, "qianfan", Fault("qps_limit"))
-    assert isinstance(throttled, RateLimitedError) and (throttled.http_status, throttled.code) == (200, "QPSLimitReached")
+    assert isinstance(throttled, RateLimitedError)
+    assert (throttled.http_status, throttled.code) == (200, "QPSLimitReached")
 
 
 def test_wrong_keys_are_authentication_errors(sim):

@@ -81,7 +81,7 @@ def test_backoff_grows_while_unchanged_and_resets_on_change():
     for _ in range(12):
         delays.append(policy.after_unchanged(delays[-1]))
     assert delays[1] == 3.0 and delays[-1] == 60.0
-    assert all(b >= a for a, b in zip(delays, delays[1:]))
+    assert all(b >= a for a, b in zip(delays, delays[1:], strict=False))
     assert policy.after_change() == 2.0
 
 

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 from export_widgets import ExportTask, ModelArtsClient, QianfanClient, TaskState, frames, render
-from export_widgets.errors import ExportWidgetsError, ResponseFormatError, TransportError
-from export_widgets.errors import Outcome
+from export_widgets.errors import ExportWidgetsError, Outcome, ResponseFormatError, TransportError
 from export_widgets.monitor import Backoff, ExportMonitor, _outcome_of
 from export_widgets.providers import modelarts as ma
 from export_widgets.providers import qianfan as qf

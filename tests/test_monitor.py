@@ -103,7 +103,7 @@ def test_server_errors_back_off_and_recover(empty_sim):
     delays = [monitor.poll_once() for _ in range(5)]
     assert [r.outcome for r in monitor.history] == ["server_error"] * 4 + ["ok"]
     # 2, 4, 8, 16 s (±20 % jitter): doubling, never a storm.
-    for got, want in zip(delays, [2, 4, 8, 16]):
+    for got, want in zip(delays, [2, 4, 8, 16], strict=False):
         assert want * 0.8 <= got <= want * 1.2
     assert monitor.latest is not None and not monitor.done and monitor.last_poll_error is None
     assert empty_sim.request_count(task_id="task-1") == 5

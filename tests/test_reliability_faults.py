@@ -35,7 +35,6 @@ import pytest
 from export_widgets import TaskState
 from export_widgets.errors import APIError, AuthenticationError, TaskNotFoundError
 from export_widgets.monitor import Backoff, ExportMonitor
-from export_widgets.poller import Poller
 from export_widgets.simulator import (
     DEFAULT_PROJECT_ID,
     FakeClock,
@@ -147,7 +146,7 @@ def test_transient_fault_is_ridden_out(empty_sim, provider, fault, outcome, clie
         assert row.state is None and row.progress is None  # a failed poll does not invent a state
     # errors back off: 2, 4, 8 s (±20 %), never a retry storm; Retry-After wins when it is longer
     retry_after = fault.retry_after or 0
-    for got_delay, want in zip(delays, (2, 4, 8)):
+    for got_delay, want in zip(delays, (2, 4, 8), strict=False):
         assert max(want * 0.8, retry_after) <= got_delay <= max(want * 1.2, retry_after), delays
 
 
@@ -361,8 +360,9 @@ def test_connect_timeout_is_transient_and_bounded(black_hole, provider):
 
 # -- request rate under a persistent transient fault ------------------------------------------------------------
 
-def max_requests(window: float, backoff: Backoff = Backoff()) -> int:
+def max_requests(window: float, backoff: Backoff | None = None) -> int:
     """The most polls the backoff allows in ``window`` seconds of consecutive errors (jitter at its lowest)."""
+    backoff = backoff or Backoff()
     t, n = 0.0, 0
     while t <= window:
         n += 1

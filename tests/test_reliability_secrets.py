@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import io
 import json
 import logging
-import io
 import random
 from datetime import datetime, timezone
 from urllib.parse import urlsplit

@@ -95,7 +95,7 @@ def test_hundreds_of_watch_stop_cycles_leak_nothing(poller):
             else:
                 monitor = watch(qf, "task-cycle", interval=0.01, poller=poller)
             if i % 3 == 0:  # a third stop after their first answer, the rest at once (often mid-request)
-                assert wait_for(lambda: len(monitor.history) >= 1, timeout=5)
+                assert wait_for(lambda m=monitor: len(m.history) >= 1, timeout=5)
             monitor.stop()
             assert monitor.done and monitor.status == "stopped"
             monitors.append(monitor)
@@ -119,7 +119,7 @@ def test_cycles_with_a_new_client_each_time_close_their_sockets(poller):
         for _ in range(100):
             with sim.qianfan_client() as client:
                 monitor = watch(client, "task-fresh", interval=0.01, poller=poller)
-                assert wait_for(lambda: len(monitor.history) >= 1, timeout=5)
+                assert wait_for(lambda m=monitor: len(m.history) >= 1, timeout=5)
                 monitor.stop()
         assert wait_for(lambda: not poller.threads(), timeout=5)
         gc.collect()

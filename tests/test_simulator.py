@@ -109,7 +109,8 @@ def test_qianfan_result_formats():
     assert pending["startTime"] == "2024-06-01 20:00:00"  # Beijing time
     assert qianfan_result(spec, 1717243211.5)["progress"] == "75%"
     done = qianfan_result(spec, 1717243300.0)
-    assert (done["exportStatus"], done["progress"], done["finishTime"]) == ("ExportFinished", "100%", "2024-06-01 20:00:14")
+    assert (done["exportStatus"], done["progress"], done["finishTime"]) == (
+        "ExportFinished", "100%", "2024-06-01 20:00:14")
     assert re.fullmatch(r"https://my-bucket\.bj\.bcebos\.com/exports/v1\.zip\?authorization=bce-auth-v1%2F[0-9a-f]{32}"
                         r"%2F2024-06-01T12%3A00%3A14Z%2F86400%2Fhost%2F[0-9a-f]{64}", done["downloadUrl"])
     failed = qianfan_result(TaskSpec("qianfan", "t2", outcome="fail", created_at=0.0), 100.0)
@@ -211,7 +212,8 @@ FAULT_CHECKS = {
                    and (_json(r).get("error_code") or _json(r)["code"]) in ("ModelArts.4395", "RequestLimitReached")),
     "rate_limit_no_retry_after": (Fault("rate_limit_no_retry_after"),
                                   lambda p, r: r.status_code == 429 and "Retry-After" not in r.headers),
-    "apig_throttle": (Fault("apig_throttle"), lambda p, r: r.status_code == 429 and _json(r)["error_code"] == "APIG.0308"
+    "apig_throttle": (Fault("apig_throttle"),
+                      lambda p, r: r.status_code == 429 and _json(r)["error_code"] == "APIG.0308"
                       and _json(r)["request_id"]),
     "qps_limit": (Fault("qps_limit"), lambda p, r: (r.status_code, _json(r).get("code")) == (200, "QPSLimitReached")
                   if p == "qianfan" else (r.status_code, _json(r)["error_code"]) == (429, "ModelArts.4395")),
@@ -338,7 +340,8 @@ def test_request_log_records_what_happened(sim):
     first, second = sim.requests
     assert (first.provider, first.operation, first.task_id, first.status, first.auth_ok) == (
         "modelarts", "GetExportTaskStatusOfDataset", MA_OK, 200, True)
-    assert (second.provider, second.task_id, second.status, second.time - first.time) == ("qianfan", "task-missing", 404, 3)
+    assert (second.provider, second.task_id, second.status, second.time - first.time) == (
+        "qianfan", "task-missing", 404, 3)
     assert sim.request_count() == 2 and sim.request_count(provider="qianfan") == 1 and sim.request_count(MA_OK) == 1
 
 
@@ -347,7 +350,8 @@ def test_request_log_records_what_happened(sim):
 def test_unsigned_and_malformed_requests(sim):
     url = f"{sim.url}/v2/{sim.project_id}/datasets/{sim.dataset_id}/export-tasks/{MA_OK}"
     assert requests.get(url, timeout=5).json()["error_code"] == "APIGW.0301"
-    sm3 = requests.get(url, timeout=5, headers={"Authorization": "SDK-HMAC-SM3 Access=A, SignedHeaders=host, Signature=00"})
+    sm3 = requests.get(url, timeout=5,
+                       headers={"Authorization": "SDK-HMAC-SM3 Access=A, SignedHeaders=host, Signature=00"})
     assert sm3.status_code == 401 and "not supported" in sm3.json()["error_msg"]
     qf = requests.post(f"{sim.url}/v2/dataset?Action=DescribeExportTask", json={"taskId": QF_OK}, timeout=5)
     assert (qf.status_code, qf.json()["code"], qf.headers["X-Bce-Error-Code"]) == (400, "InvalidHTTPAuthHeader",
@@ -414,7 +418,8 @@ def test_sdk_hmac_verifier_accepts_every_golden_vector_and_rejects_one_byte_chan
     mutations = {
         "path": {"raw_path": _flip(inputs["raw_path"], 4)},
         "signature": {"headers": {**inputs["headers"], "Authorization": _flip(case["expected"]["authorization"])}},
-        "signed header": {"headers": {k: (v + "x" if k.lower() == "host" else v) for k, v in inputs["headers"].items()}},
+        "signed header": {"headers": {k: (v + "x" if k.lower() == "host" else v)
+                                      for k, v in inputs["headers"].items()}},
     }
     if inputs["raw_query"]:
         mutations["query"] = {"raw_query": _flip(inputs["raw_query"])}
@@ -441,7 +446,8 @@ def test_bce_verifier_accepts_every_golden_vector_and_rejects_one_byte_changes(c
     mutations = {
         "path": {"raw_path": inputs["raw_path"] + "s"},
         "query": {"raw_query": inputs["raw_query"].replace("DescribeExportTask", "DescribeExportTasc")},
-        "signed header": {"headers": {k: (v + "x" if k.lower() == "host" else v) for k, v in inputs["headers"].items()}},
+        "signed header": {"headers": {k: (v + "x" if k.lower() == "host" else v)
+                                      for k, v in inputs["headers"].items()}},
         "signature": {"headers": {**inputs["headers"], "Authorization": _flip(case["expected"]["authorization"])}},
     }
     for what, change in mutations.items():
