@@ -59,7 +59,7 @@ class DownloadProgress:
     """Where a download is: bytes so far, the total (when known), rate and ETA of this session."""
 
     task_id: str
-    provider: str = "qianfan"
+    provider: str = ""
     total: int | None = None
     done: int = 0
     resumed_from: int = 0
@@ -219,15 +219,16 @@ def download_export(
     if chunk_size < 1024:
         raise ConfigError(f"chunk_size must be at least 1024 bytes, got {chunk_size}")
     source = as_task_source(client)
+    by_link = getattr(source, "delivers_by_link", False)  # the provider's own fact: a link, or a copy command
     target_dir = Path(directory).expanduser()
-    if task is None or task.state is not TaskState.SUCCEEDED or (source.name == "qianfan" and not task.download_url):
+    if task is None or task.state is not TaskState.SUCCEEDED or (by_link and not task.download_url):
         task = source.fetch(ref)  # the newest state, and a freshly signed URL
     if task.state is not TaskState.SUCCEEDED:
         raise DownloadError(f"export {ref.task_id} is {task.state.value}, not SUCCEEDED: wait for it to finish "
                             "(%export_status --wait, or export-widgets watch) and download again")
     if not task.download_url:
-        if source.name == "qianfan":
-            raise DownloadError(f"Qianfan export {ref.task_id} has no download link")
+        if by_link:
+            raise DownloadError(f"{source.label} export {ref.task_id} has no download link")
         return DownloadResult(ref.task_id, _obs_url(task), command=copy_command(task, target_dir))
     return _Download(source, ref, task, target_dir, filename=filename, progress=progress, chunk_size=chunk_size,
                      timeout=timeout, session=session, sleep=sleep).run()

@@ -197,7 +197,7 @@ def test_bad_version_fields_say_what_is_allowed(field, value, message):
 # -- export-widgets simulate -----------------------------------------------------------------------------------------
 
 def test_simulate_banner_lists_every_credential_kind():
-    from export_widgets.cli import _banner
+    from export_widgets.simulator.banner import banner as _banner
 
     with serve(scenario=Scenario.demo(), clock=FakeClock()) as sim:
         text = _banner(sim, Scenario.demo())

@@ -147,6 +147,8 @@ class ModelArtsClient(HttpClient):
     label: ClassVar[str] = LABEL
     needs_dataset: ClassVar[bool] = True
     env: ClassVar[EnvNames] = ENV
+    #: How a finished export reaches the user: the export stays in OBS: the result is a copy command.
+    delivers_by_link: ClassVar[bool] = False
     settings_used: ClassVar[frozenset[str]] = frozenset({"endpoint", "region", "project_id", "request_timeout"})
     error_codes: ClassVar[ErrorCodes] = ERROR_CODES
     #: Tasks per list page: the most ``limit`` allows.

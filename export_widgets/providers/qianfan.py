@@ -103,6 +103,8 @@ class QianfanClient(HttpClient):
     label: ClassVar[str] = LABEL
     needs_dataset: ClassVar[bool] = False
     env: ClassVar[EnvNames] = ENV
+    #: How a finished export reaches the user: a finished export has a pre-signed ``downloadUrl``.
+    delivers_by_link: ClassVar[bool] = True
     settings_used: ClassVar[frozenset[str]] = frozenset({"endpoint", "timezone", "request_timeout"})
     error_codes: ClassVar[ErrorCodes] = ERROR_CODES
 
