@@ -7,7 +7,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LiveOutput", "Throttle", "Ticker", "ticker"]
+__all__ = ["LiveOutput", "Throttle", "Ticker", "close_tree", "ticker"]
+
+
+def close_tree(widgets: Any) -> int:
+    """Close ``widgets`` and everything they hold (children, layouts, styles); returns how many models closed.
+
+    A widget model lives in the kernel (and the front end) until it is closed, whatever Python references it: a
+    view that turned static closes the parts it no longer shows, or a notebook of finished watches piles them up.
+    """
+    closed = 0
+    todo = list(widgets)
+    while todo:
+        widget = todo.pop()
+        if getattr(widget, "comm", None) is None and getattr(widget, "_model_id", None) is None:
+            continue  # already closed (or never opened)
+        todo += list(getattr(widget, "children", ()) or ())
+        todo += [part for part in (getattr(widget, "layout", None), getattr(widget, "style", None)) if part is not None]
+        widget.close()
+        closed += 1
+    return closed
 
 
 class Throttle:

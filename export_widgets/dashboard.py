@@ -19,7 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import render
-from ._live import LiveOutput, Throttle, ticker
+from ._live import LiveOutput, Throttle, close_tree, ticker
 from .display import DisplayState
 from .monitor import MonitorGroup
 from .render import TaskView, esc
@@ -279,7 +279,8 @@ class ExportDashboard(widgets.VBox):
         if note:
             html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
             text += f"\n{note}"
-        self.children = [widgets.HTML(html)]
+        previous, self.children = self.children, [widgets.HTML(html)]  # the live parts are no longer shown:
+        close_tree(previous)  # close their models (buttons, bars, layouts), or they live as long as the kernel
         self._output.finish(html, text)
 
     def finalize(self, note: str | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import render
-from ._live import LiveOutput, Throttle, ticker
+from ._live import LiveOutput, Throttle, close_tree, ticker
 from .display import describe
 from .monitor import ExportMonitor, change_key
 from .redact import redact_text
@@ -194,7 +194,8 @@ class ExportStatusWidget(widgets.VBox):
         if note:
             html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
             text += f"\n{note}"
-        self.children = [widgets.HTML(html)]  # live frontends: the widget itself turns static
+        previous, self.children = self.children, [widgets.HTML(html)]  # the live parts are no longer shown:
+        close_tree(previous)  # close their models (buttons, bars, layouts), or they live as long as the kernel  # live frontends: the widget itself turns static
         self._output.finish(html, text)  # saved notebooks, nbviewer, GitHub: the output is replaced
 
     def finalize(self, note: str | None = None) -> None:

@@ -370,3 +370,36 @@ def test_text_display_mode_updates_its_own_output(empty_sim, monkeypatch):
         monitor.poll_once()
         empty_sim.clock.advance(2)
     assert view.lines_printed == len(shown) >= 3 and "SUCCEEDED" in shown[-1]
+
+
+def _live_models() -> int:
+    import gc
+
+    gc.collect()
+    return len(widgets.Widget.widgets)
+
+
+def test_views_close_the_widget_models_they_no_longer_show(empty_sim):
+    """A finished watch keeps only its static snapshot's few models (it kept ~42, a 200-task dashboard ~2,200)."""
+    for i in range(200):
+        empty_sim.add_task(TaskSpec("qianfan", f"task-m{i:03d}", duration=2))
+    before = _live_models()
+    monitor = ExportMonitor(empty_sim.qianfan_client(), "task-m000", start=False, clock=empty_sim.clock.now)
+    view = ExportStatusWidget(monitor, clock_interval=0)
+    running = _live_models() - before
+    while (delay := monitor.poll_once()) is not None:
+        empty_sim.clock.advance(delay)
+    view.finalize()
+    assert running > 10 and _live_models() - before <= 6, (running, _live_models() - before)
+
+    before = _live_models()
+    group = MonitorGroup([ExportMonitor(empty_sim.qianfan_client(), f"task-m{i:03d}", start=False,
+                                        clock=empty_sim.clock.now) for i in range(200)], batch=False)
+    board = ExportDashboard(group, clock_interval=0)
+    for _ in range(10):
+        for member in group:
+            member.poll_once()
+        empty_sim.clock.advance(2.5)
+    assert group.done
+    board.finalize()
+    assert _live_models() - before <= 6
