@@ -279,8 +279,9 @@ class ExportDashboard(widgets.VBox):
         if note:
             html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
             text += f"\n{note}"
-        previous, self.children = self.children, [widgets.HTML(html)]  # the live parts are no longer shown:
-        close_tree(previous)  # close their models (buttons, bars, layouts), or they live as long as the kernel
+        previous: tuple[Any, ...] = tuple(self.children)
+        self.children = [widgets.HTML(html)]
+        close_tree(previous)  # the live parts' models (buttons, menus, layouts) would otherwise outlive the view
         self._output.finish(html, text)
 
     def finalize(self, note: str | None = None) -> None:

@@ -194,8 +194,9 @@ class ExportStatusWidget(widgets.VBox):
         if note:
             html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
             text += f"\n{note}"
-        previous, self.children = self.children, [widgets.HTML(html)]  # the live parts are no longer shown:
-        close_tree(previous)  # close their models (buttons, bars, layouts), or they live as long as the kernel  # live frontends: the widget itself turns static
+        previous: tuple[Any, ...] = tuple(self.children)
+        self.children = [widgets.HTML(html)]  # live frontends: the widget itself turns static
+        close_tree(previous)  # the live parts' models (buttons, bars, layouts) would otherwise outlive the view
         self._output.finish(html, text)  # saved notebooks, nbviewer, GitHub: the output is replaced
 
     def finalize(self, note: str | None = None) -> None:
