@@ -279,7 +279,7 @@ class ExportDashboard(widgets.VBox):
         if note:
             html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
             text += f"\n{note}"
-        previous: tuple[Any, ...] = tuple(self.children)
+        previous: tuple[Any, ...] = tuple(getattr(self, "children", ()))  # a traitlet of the untyped VBox
         self.children = [widgets.HTML(html)]
         close_tree(previous)  # the live parts' models (buttons, menus, layouts) would otherwise outlive the view
         self._output.finish(html, text)

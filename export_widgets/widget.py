@@ -194,7 +194,7 @@ class ExportStatusWidget(widgets.VBox):
         if note:
             html += f'<div class="ew-card ew-note">{render.esc(note)}</div>'
             text += f"\n{note}"
-        previous: tuple[Any, ...] = tuple(self.children)
+        previous: tuple[Any, ...] = tuple(getattr(self, "children", ()))  # a traitlet of the untyped VBox
         self.children = [widgets.HTML(html)]  # live frontends: the widget itself turns static
         close_tree(previous)  # the live parts' models (buttons, bars, layouts) would otherwise outlive the view
         self._output.finish(html, text)  # saved notebooks, nbviewer, GitHub: the output is replaced
