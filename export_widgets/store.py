@@ -82,6 +82,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .history import FETCHED_BY as _FETCHED_BY
 from .history import History, Outcome, PollRecord
 from .models import ExportTask, TaskState
 from .redact import redact_text
@@ -113,7 +114,7 @@ MEMORY = ":memory:"
 #: The history frame's columns (:data:`export_widgets.frames.HISTORY_COLUMNS`) plus the watch each poll belongs to.
 POLL_COLUMNS = (
     "provider", "task_id", "polled_at", "latency_ms", "outcome", "error_code", "error_message", "state",
-    "raw_status", "progress", "finished_samples", "total_samples", "size_mb", "watch_id",
+    "raw_status", "progress", "finished_samples", "total_samples", "size_mb", "fetched_by", "watch_id",
 )
 WATCH_COLUMNS = (
     "watch_id", "provider", "task_id", "dataset_id", "project_id", "endpoint_host", "started_at", "ended_at",
@@ -221,15 +222,18 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
         "CREATE INDEX watches_task ON watches (provider, task_id)",
         "CREATE INDEX watches_open ON watches (ended_at)",
     ),
+    # v3: how each poll was answered, its own request or a list page (NULL in older rows: its own request)
+    2: ("ALTER TABLE polls ADD COLUMN fetched_by TEXT",),
 }
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _INSERT_WATCH = (
     "INSERT OR IGNORE INTO watches (watch_id, provider, endpoint_host, endpoint_scheme, project_id, dataset_id, "
     "task_id, started_at, pid, hostname, process_started_at, resumed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # OR IGNORE + PRIMARY KEY (wkey, seq): a batch retried after a failed COMMIT can never write a row twice.
-_INSERT_POLL = f"INSERT OR IGNORE INTO polls (wkey, seq, {_POLL_VALUES}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_POLL = (f"INSERT OR IGNORE INTO polls (wkey, seq, {_POLL_VALUES}, fetched_by) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _UPDATE_LAST = (
     "UPDATE watches SET last_state = coalesce(?, last_state), last_polled_at = max(coalesce(last_polled_at, 0), ?) "
     "WHERE wkey = ?"
@@ -245,7 +249,8 @@ _WATCH_SELECT = (
 )
 _POLL_SELECT = (
     "SELECT w.provider, w.task_id, p.polled_at, p.latency_ms, p.outcome, p.error_code, p.error_message, p.state, "
-    "p.raw_status, p.progress, p.finished_samples, p.total_samples, p.size_mb, w.watch_id "
+    "p.raw_status, p.progress, p.finished_samples, p.total_samples, p.size_mb, coalesce(p.fetched_by, 'get'), "
+    "w.watch_id "
     "FROM polls p JOIN watches w ON w.wkey = p.wkey"
 )
 _POLL_ORDER = "ORDER BY p.polled_at, w.watch_id, p.seq"
@@ -1005,14 +1010,16 @@ def _history_values(wkey: int, seq: int, h: History, i: int, clean: Callable[[st
             _OUTCOME_NAMES[h.outcome[i]], clean(h.codes.values[h.error_code[i]]),
             None if message is None else _clean(message), None if state == _NO_STATE else _STATE_VALUES[state],
             clean(h.statuses.values[h.raw_status[i]]), None if progress != progress else progress,
-            None if finished < 0 else finished, None if total < 0 else total, None if size != size else size)
+            None if finished < 0 else finished, None if total < 0 else total, None if size != size else size,
+            _FETCHED_BY[h.fetched_by[i]])
 
 
 def _record_values(wkey: int, seq: int, p: PollRecord, clean: Callable[[str | None], str | None]
                    ) -> tuple[Any, ...]:
     return (wkey, seq, p.polled_at, None if p.latency_s is None else p.latency_s * 1000.0, p.outcome,
             clean(p.error_code), _clean(p.error_message), None if p.state is None else p.state.value,
-            clean(p.raw_status), _finite(p.progress), p.finished_samples, p.total_samples, _finite(p.size_mb))
+            clean(p.raw_status), _finite(p.progress), p.finished_samples, p.total_samples, _finite(p.size_mb),
+            p.fetched_by)
 
 
 def _finite(value: float | None) -> float | None:
@@ -1035,7 +1042,7 @@ _OUTCOME_INDEX = {name: i for i, name in enumerate(_OUTCOME_NAMES)}
 
 def _replay(history: History, row: Sequence[Any]) -> None:
     (provider, task_id, polled_at, latency_ms, outcome, error_code, error_message, state, raw_status, progress,
-     finished, total, size_mb, _watch) = row
+     finished, total, size_mb, fetched_by, _watch) = row
     latency = None if latency_ms is None else latency_ms / 1000.0
     if outcome == "ok":
         try:
@@ -1045,10 +1052,10 @@ def _replay(history: History, row: Sequence[Any]) -> None:
         task = ExportTask(provider=provider, task_id=task_id, state=task_state,
                           raw_status=raw_status or "", progress=progress, finished_samples=finished,
                           total_samples=total, size_mb=size_mb, error_code=error_code)
-        history.record_task(polled_at, latency, task)
+        history.record_task(polled_at, latency, task, fetched_by=fetched_by)
     else:
         history.record_error(polled_at, latency, Outcome(_OUTCOME_INDEX.get(outcome, Outcome.INTERNAL)), error_code,
-                             error_message or "")
+                             error_message or "", fetched_by=fetched_by)
 
 
 def _epoch_to_datetime(values: pd.Series, tz: str) -> pd.Series:
@@ -1082,6 +1089,7 @@ def _polls_frame(rows: list[tuple[Any, ...]], tz: str) -> pd.DataFrame:
     frame["error_message"] = frame["error_message"].astype("string")
     for column in ("finished_samples", "total_samples"):
         frame[column] = frame[column].astype("Int64")
+    frame["fetched_by"] = frame["fetched_by"].astype(pd.CategoricalDtype(list(_FETCHED_BY)))
     frame["watch_id"] = frame["watch_id"].astype("string")
     return frame
 
