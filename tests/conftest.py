@@ -23,8 +23,16 @@ os.environ["EXPORT_WIDGETS_STORE"] = os.path.join(_SESSION_STORE_DIR, "store.sql
 atexit.register(shutil.rmtree, _SESSION_STORE_DIR, ignore_errors=True)
 
 import pytest  # noqa: E402 - after the store is pointed away from the user's state directory
+from ipshell import magic_shell  # noqa: E402
 
 from export_widgets.simulator import FakeClock, Simulator, serve  # noqa: E402
+
+
+@pytest.fixture
+def shell() -> Iterator[object]:
+    """A real IPython shell with the extension loaded (test files that need more define their own)."""
+    with magic_shell() as ip:
+        yield ip
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from ipshell import magic_shell
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from export_widgets import TaskState
 from export_widgets.download import DownloadResult
@@ -18,12 +17,8 @@ from export_widgets.start import StartedExport, forget_started
 @pytest.fixture
 def shell():
     forget_started()
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    ip = InteractiveShell(config=config)
-    ip.run_line_magic("load_ext", "export_widgets")
-    yield ip
-    ip.run_line_magic("unload_ext", "export_widgets")
+    with magic_shell() as ip:
+        yield ip
     forget_started()
 
 

@@ -12,9 +12,7 @@ import time
 import nbformat
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from nbclient import NotebookClient
-from traitlets.config import Config
 
 from export_widgets import magic as magic_module
 from export_widgets.monitor import MonitorGroup, watch
@@ -25,14 +23,6 @@ LONG = [TaskSpec("qianfan", "task-long01", duration=3600, total_samples=100_000)
         TaskSpec("modelarts", "MaLong01", duration=3600, total_samples=100_000)]
 
 
-@pytest.fixture
-def shell():
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    ip = InteractiveShell(config=config)
-    ip.run_line_magic("load_ext", "export_widgets")
-    yield ip
-    ip.run_line_magic("unload_ext", "export_widgets")  # stops the live watches
 
 
 @pytest.fixture

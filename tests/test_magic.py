@@ -5,8 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from export_widgets import TaskState
 from export_widgets.monitor import ExportMonitor, MonitorGroup
@@ -19,14 +17,6 @@ FAST = [
 ]
 
 
-@pytest.fixture
-def shell():
-    config = Config()
-    config.HistoryAccessor.enabled = False  # no sqlite history: no "too many open files" over many shells
-    ip = InteractiveShell(config=config)
-    ip.run_line_magic("load_ext", "export_widgets")
-    yield ip
-    ip.run_line_magic("unload_ext", "export_widgets")
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import random
 import re
 
 import pytest
+from ipshell import magic_shell
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from export_widgets import ModelArtsClient, QianfanClient, TaskState, watch
 from export_widgets.errors import ConfigError, ExportWidgetsError, TaskNotFoundError
@@ -156,12 +155,8 @@ def test_bad_numbers_are_config_errors(sim, name, value):
 def shell(sim, monkeypatch):
     for name, value in sim.env.items():
         monkeypatch.setenv(name, value)
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    ip = InteractiveShell(config=config)
-    ip.run_line_magic("load_ext", "export_widgets")
-    yield ip
-    ip.run_line_magic("unload_ext", "export_widgets")
+    with magic_shell() as ip:
+        yield ip
 
 
 @pytest.mark.parametrize("line, message", [

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
-
 from export_widgets import textview
 from export_widgets.simulator import TaskSpec, serve
-
-
-@pytest.fixture
-def shell():
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    ip = InteractiveShell(config=config)
-    ip.run_line_magic("load_ext", "export_widgets")
-    yield ip
-    ip.run_line_magic("unload_ext", "export_widgets")
 
 
 def test_simulator_notice_is_an_ordinary_info_line(shell, capsys):
