@@ -109,6 +109,8 @@ _LIVE = frozenset({DisplayState.RETRYING, DisplayState.STALLED, DisplayState.RUN
 _RETRY_REASONS: Mapping[str, str] = {
     "rate_limited": "rate limited", "server_error": "server error", "transport_error": "cannot connect",
     "bad_response": "unreadable answer",
+    # only retried inside the grace window after a create (the vendors' read side can lag), else permanent
+    "not_found": "just created, not readable yet",
 }
 
 

@@ -230,3 +230,12 @@ def test_a_task_stopping_on_the_server_is_still_running_and_says_so(empty_sim):
     shown = describe(monitor)
     assert shown.state is DisplayState.RUNNING and shown.reason == "stopping on the server"
     assert monitor.latest.state is TaskState.STOPPING
+
+
+def test_a_just_created_task_that_is_not_readable_yet_says_so(empty_sim):
+    """Within the not-found grace window after a create, the badge says why it retries (not 'poll failed')."""
+    monitor = ExportMonitor(empty_sim.qianfan_client(), "task-notyet", start=False, clock=empty_sim.clock.now,
+                            not_found_grace=30)
+    assert monitor.poll_once() is not None  # not found, but inside the grace window: retried
+    shown = describe(monitor)
+    assert shown.state is DisplayState.RETRYING and shown.reason == "just created, not readable yet"
