@@ -9,25 +9,16 @@ from __future__ import annotations
 import gc
 import random
 import threading
-import time
 import weakref
 
 import pytest
+from waiting import wait_for
 
 from export_widgets.errors import APIError
 from export_widgets.models import ExportTask, TaskState
 from export_widgets.monitor import ExportMonitor, watch
 from export_widgets.poller import Poller
 from export_widgets.simulator import FAULT_KINDS, FakeClock, Fault, TaskSpec, serve
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def assert_one_line(text) -> None:

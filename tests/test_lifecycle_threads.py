@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from export_widgets.models import ExportTask, TaskState
 from export_widgets.monitor import ExportMonitor
@@ -25,13 +26,6 @@ from export_widgets.simulator import FakeClock, Simulator, TaskSpec, serve
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class _Source:

@@ -17,6 +17,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_for
 
 from export_widgets import watch
 from export_widgets.errors import ConfigError, TransportError
@@ -32,13 +33,6 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd")) if HAS_PROC_FD else 0
 
 
-def wait_for(predicate, timeout: float = 5.0, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture(scope="module", autouse=True)
