@@ -31,6 +31,28 @@ LATENCY = 0.05
 BUDGET = 8  # per provider; two providers, so 16 requests in flight at most
 
 
+class _Cells:
+    """A kernel's cells meanwhile: one every 5 ms with a little CPU work; ``worst`` is the slowest so far."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    def sweep(self, monitors: list[ExportMonitor], start: Callable[[ExportMonitor], None],
+              done: threading.Semaphore) -> float:
+        """Start every monitor's poll and run cells until each has answered; the seconds that took."""
+        started = time.perf_counter()
+        for monitor in monitors:
+            start(monitor)
+        remaining = len(monitors)
+        while remaining:
+            cell = time.perf_counter()
+            time.sleep(0.005)
+            sum(range(20_000))  # a little CPU work, as a cell would do
+            self.worst = max(self.worst, time.perf_counter() - cell)
+            while remaining and done.acquire(blocking=False):
+                remaining -= 1
+        return time.perf_counter() - started
+
 def _start_server(per_dataset: int = 100) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "bench.latency_server", str(LATENCY), str(per_dataset)],
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
@@ -60,22 +82,10 @@ def _sweep(n: int) -> tuple[float, float, float, float]:
             monitor = ExportMonitor(client, task_id, dataset, interval=600, poller=poller, start=False)
             monitor.on_update(lambda m: done.release())
             monitors.append(monitor)
-        worst_cell = 0.0
+        cells = _Cells()
 
         def sweep(start: Callable[[ExportMonitor], None]) -> float:
-            nonlocal worst_cell
-            started = time.perf_counter()
-            for monitor in monitors:
-                start(monitor)
-            remaining = n
-            while remaining:
-                cell = time.perf_counter()
-                time.sleep(0.005)
-                sum(range(20_000))  # a little CPU work, as a cell would do
-                worst_cell = max(worst_cell, time.perf_counter() - cell)
-                while remaining and done.acquire(blocking=False):
-                    remaining -= 1
-            return time.perf_counter() - started
+            return cells.sweep(monitors, start, done)
 
         cold = sweep(lambda m: m.start())
         warm = sweep(lambda m: m.refresh())
@@ -85,7 +95,7 @@ def _sweep(n: int) -> tuple[float, float, float, float]:
         poller.shutdown()
         if failures:
             raise RuntimeError(f"{failures} of {2 * n} polls failed during the sweeps")
-        return cold, warm, n * LATENCY / (2 * BUDGET), worst_cell
+        return cold, warm, n * LATENCY / (2 * BUDGET), cells.worst
     finally:
         proc.terminate()
         proc.wait(10)
@@ -142,22 +152,10 @@ def _dataset_dashboard(datasets: int, batch: bool) -> dict[str, Any]:
         for monitor in monitors:
             monitor.on_update(lambda m: done.release())
         group = MonitorGroup(monitors, batch=batch)
-        worst_cell = 0.0
+        cells = _Cells()
 
         def sweep(start: Callable[[ExportMonitor], None]) -> float:
-            nonlocal worst_cell
-            started = time.perf_counter()
-            for monitor in monitors:
-                start(monitor)
-            remaining = len(monitors)
-            while remaining:
-                cell = time.perf_counter()
-                time.sleep(0.005)
-                sum(range(20_000))  # a little CPU work, as a cell would do
-                worst_cell = max(worst_cell, time.perf_counter() - cell)
-                while remaining and done.acquire(blocking=False):
-                    remaining -= 1
-            return time.perf_counter() - started
+            return cells.sweep(monitors, start, done)
 
         cold = sweep(lambda m: m.start())
         after_cold = Counter(counts)
@@ -169,7 +167,7 @@ def _dataset_dashboard(datasets: int, batch: bool) -> dict[str, Any]:
         poller.shutdown()
         if failures:
             raise RuntimeError(f"{failures} polls failed during the sweeps")
-        return {"cold": cold, "warm": warm, "worst": worst_cell, "warm_requests": warm_requests,
+        return {"cold": cold, "warm": warm, "worst": cells.worst, "warm_requests": warm_requests,
                 "fetched_by": fetched_by}
     finally:
         proc.terminate()
