@@ -495,7 +495,7 @@ class Lab:
         if selector is not None:
             locator = self.page.locator(selector).first
             if locator.count():
-                locator.screenshot(path=str(self.artifacts / f"{stem}-widget.png"))
+                _element_screenshot(locator, self.artifacts / f"{stem}-widget.png")
         return target
 
     def widget_state(self) -> dict[str, Any]:
@@ -534,7 +534,7 @@ class Lab:
         """A screenshot for the README: always under test-artifacts; also under docs/ with EW_UPDATE_DOCS=1."""
         target = self.artifacts / f"docs-{name}.png"
         if selector is not None and not full:
-            self.page.locator(selector).first.screenshot(path=str(target))
+            _element_screenshot(self.page.locator(selector).first, target)
         else:
             self.page.screenshot(path=str(target), full_page=True)
         if os.environ.get("EW_UPDATE_DOCS") == "1":
@@ -546,6 +546,23 @@ class Lab:
     def page_text(self) -> str:
         """Everything the page holds: its serialised DOM plus the rendered text."""
         return self.page.content() + "\n" + self.page.evaluate("() => document.body.innerText")
+
+
+def _element_screenshot(locator: Any, target: Path, *, attempts: int = 8) -> None:
+    """Screenshot one element of a live view.
+
+    A live view redraws its HTML up to 4 times a second, so the element found a moment ago may be replaced while
+    Playwright waits for it to be stable ("Element is not attached to the DOM"); find it again and retry.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(attempts):
+        try:
+            locator.screenshot(path=str(target), timeout=10_000)
+            return
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == attempts - 1:
+                raise
 
 
 def _is_local(url: str) -> bool:
