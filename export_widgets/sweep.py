@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from ._bulk import bulk_work, offer_turn
 from .providers.base import FetchesMany, ListPage
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 COALESCE = 0.25
 #: Seconds a sweep waits after a "poll now" so a burst of them (a dashboard's Refresh all) makes one sweep.
 GATHER_S = 0.02
-#: Answers booked between two offers of the GIL to other threads (the kernel's among them).
-YIELD_EVERY = 20
 #: A server that keeps answering full pages must not keep one sweep reading forever.
 MAX_PAGES_PER_SWEEP = 1000
 
@@ -250,11 +249,11 @@ class DatasetSweep:
             latency = time.perf_counter() - started
             self._count("list")
             self._learn(listed)
-            for i, task in enumerate(listed.tasks):
-                for monitor in unseen.pop(task.task_id, ()):
-                    self._answered(monitor, self._record(monitor, task, latency, "list"))
-                if i % YIELD_EVERY == YIELD_EVERY - 1:
-                    time.sleep(0)  # let the kernel's thread in: a page books up to 100 answers in one go
+            with bulk_work():  # a page books up to 100 answers in one go
+                for booked, task in enumerate(listed.tasks, 1):
+                    for monitor in unseen.pop(task.task_id, ()):
+                        self._answered(monitor, self._record(monitor, task, latency, "list"))
+                    offer_turn(booked)
             if _ends_list(listed, self.page_size):
                 break
             page += 1

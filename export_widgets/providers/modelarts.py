@@ -22,11 +22,13 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import requests
 
+from .._bulk import bulk_map
 from .._coerce import as_bool, as_count, as_list, as_percent, as_str, from_epoch_ms
 from .._http import HttpClient, Reply, body_snippet
 from ..config import normalise_endpoint, resolve_credentials, validate_id
@@ -410,8 +412,9 @@ class ModelArtsClient(HttpClient):
         items = body.get("export_tasks")
         if not isinstance(items, list):
             raise self._format_error(OP_LIST, reply)
-        return ListPage(page, tuple(parse_export_task(item, dataset_id=dataset) for item in items
-                                    if isinstance(item, dict)), as_count(body.get("total_count")))
+        tasks = bulk_map(partial(parse_export_task, dataset_id=dataset),
+                         (item for item in items if isinstance(item, dict)))
+        return ListPage(page, tuple(tasks), as_count(body.get("total_count")))
 
     def _tasks_url(self, dataset_id: str, task_id: str | None = None) -> str:
         path = f"/v2/{quote(self.project_id, safe='')}/datasets/{quote(dataset_id, safe='')}/export-tasks"
