@@ -343,9 +343,11 @@ def run_start(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
     options = {name: getattr(args, name) for name in _CREATE_OPTIONS}
     create_args, create_fields = client_class.create_arguments(options)  # before any request
     client = _status_client(args, environ)
+    store = _open_store(args, environ)
     try:
         assert isinstance(client, CreatesExports)
-        monitor = start_export(client, *create_args, interval=args.interval, timeout=args.timeout,
+        monitor = start_export(client, *create_args, interval=args.interval, timeout=args.timeout, new=args.new,
+                               store=store, new_hint="pass --new for another",
                                notify=lambda text: print(f"{PROG} start: {text}", file=err), **create_fields)
         TextView(monitor, stream=out)
         monitor.wait(stop_on_interrupt=True)
@@ -364,6 +366,7 @@ def run_start(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
             out.write(str(monitor.download(args.download, progress=TextDownloadView(out))) + "\n")
     finally:
         client.close()
+        store.close()  # the watch's last polls and its end
     return 0
 
 
@@ -400,6 +403,9 @@ def _add_flow_commands(commands: Any, target: argparse.ArgumentParser) -> None:
     start.add_argument("--timeout", type=_positive, help="stop watching after this many seconds")
     start.add_argument("--request-timeout", type=_positive, help="read timeout per request in seconds")
     start.add_argument("--download", metavar="DIR", help="when it succeeded, download it into DIR")
+    start.add_argument("--new", action="store_true", help="start another export even if an identical one was "
+                                                          "started in the last 15 minutes (default: reuse it)")
+    _store_flags(start)
     start.set_defaults(handler=run_start)
 
     download = commands.add_parser(

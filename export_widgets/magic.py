@@ -646,7 +646,7 @@ def _run_start(magics: ExportStatus, args: argparse.Namespace) -> None:
                            monitor_options={"unreachable_grace": magics.unreachable_grace or None},
                            notify=lambda text: print(text, file=sys.stderr),
                            new_hint="pass --new for another", **create_fields)
-    if monitor.reused and monitor.history and not monitor.done:  # still watched: take the flags given again
+    if monitor.reused and monitor.polling:  # still watched in this kernel: take the flags given again
         monitor.configure(interval=args.interval, timeout=args.timeout)
     else:
         delay = monitor.poll_once()  # first answer in the cell (not found is retried within the grace window)

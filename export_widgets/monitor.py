@@ -287,6 +287,11 @@ class ExportMonitor:
         return self._next_poll_at
 
     @property
+    def polling(self) -> bool:
+        """True from :meth:`start` (or :meth:`refresh`) until the monitor ends."""
+        return self._started and not self.done
+
+    @property
     def started_at(self) -> float:
         """Epoch seconds when the monitor was created."""
         return self._started_at

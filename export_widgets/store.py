@@ -13,7 +13,9 @@ What it holds
 ended times, how it ended, the last task state and error, and the owning process as pid + hostname + process start
 time, so a later process can tell that the watch's kernel has gone). ``polls``: one row per poll, keyed by (watch,
 poll number), with the columns of :func:`export_widgets.frames.history` (provider and task id come from the watch);
-:meth:`Store.polls` gives them back as that frame plus ``watch_id``. Every text passes through
+:meth:`Store.polls` gives them back as that frame plus ``watch_id``. ``starts``: the exports started through
+:func:`~export_widgets.start.start_export` (a digest of the create request, provider, task and dataset ids, when),
+so an identical start in a new kernel reuses the export. Every text passes through
 :func:`export_widgets.redact.redact_text` and URLs are cut to their host, so no credential or signed URL is written.
 
 Concurrency and cost
@@ -95,6 +97,7 @@ __all__ = [
     "POLL_COLUMNS",
     "SCHEMA_VERSION",
     "STORE_ENV",
+    "StartRecord",
     "Store",
     "WATCH_COLUMNS",
     "WatchRecord",
@@ -224,8 +227,20 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
     ),
     # v3: how each poll was answered, its own request or a list page (NULL in older rows: its own request)
     2: ("ALTER TABLE polls ADD COLUMN fetched_by TEXT",),
+    # v4: the exports this user started, by a digest of the create request, so a re-run start in a new kernel
+    # (Run All after a restart) reuses the export instead of starting a second one
+    3: (
+        """CREATE TABLE starts (
+            request_key TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            dataset_id TEXT,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX starts_key ON starts (request_key, created_at)",
+    ),
 }
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _INSERT_WATCH = (
     "INSERT OR IGNORE INTO watches (watch_id, provider, endpoint_host, endpoint_scheme, project_id, dataset_id, "
@@ -375,6 +390,17 @@ def owner_alive(pid: int | None, hostname: str | None, started_at: float | None)
 
 
 # -- records --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StartRecord:
+    """An export started through :func:`~export_widgets.start.start_export`, as the store remembers it."""
+
+    provider: str
+    task_id: str
+    dataset_id: str | None
+    #: Epoch seconds of the create.
+    created_at: float
+
 
 @dataclass(frozen=True)
 class WatchRecord:
@@ -911,6 +937,25 @@ class Store:
             return cursor.rowcount == 1
 
         return bool(self._query(run))
+
+
+    # -- started exports ------------------------------------------------------------------------------------
+
+    def record_start(self, request_key: str, provider: str, task_id: str, *, dataset_id: str | None = None,
+                     created_at: float | None = None) -> None:
+        """Remember an export just started by the create request with digest ``request_key`` (written at once:
+        a kernel restarted a second later must find it)."""
+        values = (request_key, provider, _clean(task_id) or task_id, _clean(dataset_id),
+                  time.time() if created_at is None else float(created_at))
+        self._query(lambda c: c.execute("INSERT INTO starts (request_key, provider, task_id, dataset_id, "
+                                        "created_at) VALUES (?,?,?,?,?)", values))
+
+    def last_start(self, request_key: str, since: float) -> StartRecord | None:
+        """The newest export started by ``request_key`` at or after ``since`` (epoch seconds), or None."""
+        row = self._query(lambda c: c.execute(
+            "SELECT provider, task_id, dataset_id, created_at FROM starts WHERE request_key = ? AND created_at >= ? "
+            "ORDER BY created_at DESC LIMIT 1", (request_key, float(since))).fetchone())
+        return None if row is None else StartRecord(*row)
 
 
 class _MonitorRecorder:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 
 import pytest
 
 from export_widgets.cli import main
 from export_widgets.simulator import serve
 from export_widgets.start import forget_started
+from export_widgets.store import Store
 
 
 @pytest.fixture
@@ -58,3 +60,22 @@ def test_bad_input_exits_2_with_one_line_and_no_request(live, argv, message):
     code, _, err = run(["start", "--provider", "qianfan", *argv], live.env)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert live.request_count() == 0
+
+
+def test_the_same_start_run_again_from_a_shell_reuses_the_export(live, store_path):
+    argv = ["start", "--provider", "qianfan", "--version", "ds-abc", "--interval", "0.1", "--store", str(store_path)]
+    code, _, first_err = run(argv, live.env)
+    assert code == 0, first_err
+    (task_id,) = re.findall(r"started export (\S+)", first_err)
+    forget_started()  # another process: only the store remembers
+    code, out, err = run(argv, live.env)
+    assert code == 0, err
+    assert re.search(rf"reusing export {task_id} started \d+s ago in an earlier session; pass --new for another", err)
+    assert f"{task_id} SUCCEEDED 100.0%" in out and live.request_count(operation="create") == 1
+    watches = Store(store_path).watches(task_id=task_id)
+    assert list(watches["end_reason"]) == ["finished", "finished"]  # each run's watch, recorded
+    forget_started()
+    code, _, err = run([*argv, "--new"], live.env)
+    assert code == 0, err
+    assert "started export" in err
+    assert live.request_count(operation="create") == 2
