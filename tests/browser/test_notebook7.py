@@ -55,9 +55,16 @@ def test_progress_in_notebook7(lab):
     lab.wait_cells_done()
     contrast = lab.contrast(".jp-OutputArea-output:has(.ew-snapshot)")
     assert contrast and min(c["ratio"] for c in contrast) >= 4.5, [c for c in contrast if c["ratio"] < 4.5]
-    print(f"\nNotebook 7: live output height {max(heights):g} px, final {end['outputHeight']:g} px, "
-          f"worst contrast {min(c['ratio'] for c in contrast):g}")
     lab.screenshot("end", ".ew-snapshot")
+    lab.set_theme("JupyterLab Dark")  # the finished card in Notebook 7's dark theme: readable, no light block
+    try:
+        dark = lab.contrast(".jp-OutputArea-output:has(.ew-snapshot)")
+        assert dark and min(c["ratio"] for c in dark) >= 4.5, [c for c in dark if c["ratio"] < 4.5]
+        lab.screenshot("end-dark", ".ew-snapshot")
+    finally:
+        lab.set_theme("JupyterLab Light")
+    print(f"\nNotebook 7: live output height {max(heights):g} px, final {end['outputHeight']:g} px, "
+          f"worst contrast {min(c['ratio'] for c in contrast):g} light, {min(c['ratio'] for c in dark):g} dark")
 
 
 def test_dashboard_in_notebook7_light_and_dark(lab):
