@@ -9,13 +9,13 @@ path; ``off`` records nothing, ``:memory:`` records into an in-process database 
 
 What it holds
 -------------
-``watches``: one row per watch (provider, the endpoint's scheme and host only, project/dataset/task ids, started and
-ended times, how it ended, the last task state and error, and the owning process as pid + hostname + process start
-time, so a later process can tell that the watch's kernel has gone). ``polls``: one row per poll, keyed by (watch,
-poll number), with the columns of :func:`export_widgets.frames.history` (provider and task id come from the watch);
-:meth:`Store.polls` gives them back as that frame plus ``watch_id``. ``starts``: the exports started through
-:func:`~export_widgets.start.start_export` (a digest of the create request, provider, task and dataset ids, when),
-so an identical start in a new kernel reuses the export. Every text passes through
+``watches``: one row per watch (provider, the endpoint's scheme, host and base path, project/dataset/task ids,
+started and ended times, how it ended, the last task state and error, and the owning process as pid + hostname +
+process start time, so a later process can tell that the watch's kernel has gone). ``polls``: one row per poll,
+keyed by (watch, poll number), with the columns of :func:`export_widgets.frames.history` (provider and task id come
+from the watch); :meth:`Store.polls` gives them back as that frame plus ``watch_id``. ``starts``: the exports
+started through :func:`~export_widgets.start.start_export` (a digest of the create request, provider, task and
+dataset ids, when), so an identical start in a new kernel reuses the export. Every text passes through
 :func:`export_widgets.redact.redact_text` and URLs are cut to their host, so no credential or signed URL is written.
 
 Concurrency and cost
@@ -228,8 +228,10 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
     # v3: how each poll was answered, its own request or a list page (NULL in older rows: its own request)
     2: ("ALTER TABLE polls ADD COLUMN fetched_by TEXT",),
     # v4: the exports this user started, by a digest of the create request, so a re-run start in a new kernel
-    # (Run All after a restart) reuses the export instead of starting a second one
+    # (Run All after a restart) reuses the export instead of starting a second one; and the endpoint's base path
+    # (a gateway's https://host/prefix), so a resumed watch asks the same base URL
     3: (
+        "ALTER TABLE watches ADD COLUMN endpoint_path TEXT",
         """CREATE TABLE starts (
             request_key TEXT NOT NULL,
             provider TEXT NOT NULL,
@@ -244,7 +246,8 @@ SCHEMA_VERSION = 4
 
 _INSERT_WATCH = (
     "INSERT OR IGNORE INTO watches (watch_id, provider, endpoint_host, endpoint_scheme, project_id, dataset_id, "
-    "task_id, started_at, pid, hostname, process_started_at, resumed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "task_id, started_at, pid, hostname, process_started_at, resumed_from, endpoint_path) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # OR IGNORE + PRIMARY KEY (wkey, seq): a batch retried after a failed COMMIT can never write a row twice.
 _INSERT_POLL = (f"INSERT OR IGNORE INTO polls (wkey, seq, {_POLL_VALUES}, fetched_by) "
@@ -260,7 +263,7 @@ _END_WATCH = (
 _WATCH_SELECT = (
     "SELECT watch_id, provider, task_id, dataset_id, project_id, endpoint_host, endpoint_scheme, started_at, "
     "ended_at, end_reason, last_state, last_polled_at, last_error, pid, hostname, process_started_at, resumed_from, "
-    "(SELECT count(*) FROM polls p WHERE p.wkey = w.wkey) FROM watches w"
+    "(SELECT count(*) FROM polls p WHERE p.wkey = w.wkey), endpoint_path FROM watches w"
 )
 _POLL_SELECT = (
     "SELECT w.provider, w.task_id, p.polled_at, p.latency_ms, p.outcome, p.error_code, p.error_message, p.state, "
@@ -425,27 +428,30 @@ class WatchRecord:
     resumed_from: str | None
     polls: int
     owner_alive: bool | None
+    #: The base path of the endpoint (``/prefix`` of ``https://host/prefix``), if it had one.
+    endpoint_path: str | None = None
 
     @property
     def endpoint(self) -> str | None:
-        """``scheme://host[:port]`` of the watched service (no path, query or user info was stored)."""
+        """``scheme://host[:port][/base]`` of the watched service (no query or user info was stored)."""
         if not self.endpoint_host:
             return None
-        return f"{self.endpoint_scheme or 'https'}://{self.endpoint_host}"
+        return f"{self.endpoint_scheme or 'https'}://{self.endpoint_host}{self.endpoint_path or ''}"
 
 
-def _endpoint_parts(endpoint: str | None) -> tuple[str | None, str | None]:
-    """(host[:port], scheme) of a URL; never user info, path or query."""
+def _endpoint_parts(endpoint: str | None) -> tuple[str | None, str | None, str | None]:
+    """(host[:port], scheme, base path) of a URL; never user info, query or fragment."""
     if not endpoint:
-        return None, None
+        return None, None, None
     try:
         parts = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
         host, port = parts.hostname, parts.port
     except ValueError:
-        return None, None
+        return None, None, None
     if not host:
-        return None, None
-    return (f"{host}:{port}" if port else host), (parts.scheme or "https")
+        return None, None, None
+    path = parts.path.rstrip("/")
+    return (f"{host}:{port}" if port else host), (parts.scheme or "https"), (_clean(path) if path else None)
 
 
 def _clean(text: Any) -> str | None:
@@ -552,13 +558,13 @@ class Store:
     def begin_watch(self, provider: str, task_id: str, *, dataset_id: str | None = None,
                     project_id: str | None = None, endpoint: str | None = None, started_at: float | None = None,
                     resumed_from: str | None = None) -> str:
-        """Record a new watch and return its id (a fresh uuid). ``endpoint`` is cut to scheme and host."""
+        """Record a new watch and return its id (a fresh uuid). ``endpoint`` is cut to scheme, host and path."""
         watch_id = uuid.uuid4().hex
         self._watches[watch_id] = itertools.count(1)
         if self._mode == OFF:
             return watch_id
-        host, scheme = _endpoint_parts(endpoint)
-        self._enqueue((_WATCH, watch_id, provider, task_id, dataset_id, project_id, host, scheme,
+        host, scheme, path = _endpoint_parts(endpoint)
+        self._enqueue((_WATCH, watch_id, provider, task_id, dataset_id, project_id, host, scheme, path,
                        time.time() if started_at is None else started_at, resumed_from))
         return watch_id
 
@@ -734,10 +740,10 @@ class Store:
                     previous = last.get(wkey)
                     last[wkey] = (row[7] or (previous[0] if previous else None), row[2])
                 elif kind == _WATCH:
-                    _, watch_id, provider, task_id, dataset_id, project_id, host, scheme, started, resumed = op
+                    _, watch_id, provider, task_id, dataset_id, project_id, host, scheme, path, started, resumed = op
                     values = (watch_id, _clean(provider), _clean(host), scheme, _clean(project_id),
                               _clean(dataset_id), _clean(task_id), started, os.getpid(), _HOSTNAME,
-                              _PROCESS_STARTED, resumed)
+                              _PROCESS_STARTED, resumed, path)
                     self._watch_values[watch_id] = values
                     conn.execute(_INSERT_WATCH, values)
                 elif kind == _END:
@@ -848,7 +854,7 @@ class Store:
                 watch_id=r[0], provider=r[1], task_id=r[2], dataset_id=r[3], project_id=r[4], endpoint_host=r[5],
                 endpoint_scheme=r[6], started_at=r[7], ended_at=r[8], end_reason=r[9], last_state=r[10],
                 last_polled_at=r[11], last_error=r[12], pid=r[13], hostname=r[14], process_started_at=r[15],
-                resumed_from=r[16], polls=r[17], owner_alive=alive))
+                resumed_from=r[16], polls=r[17], owner_alive=alive, endpoint_path=r[18]))
         return records
 
     def watch(self, watch_id: str) -> WatchRecord | None:

@@ -486,7 +486,9 @@ def test_a_watch_whose_process_died_is_resumed_with_its_history(tmp_path):
     orphan = orphans[0]
     assert orphan.owner_alive is False and orphan.polls == 10 and orphan.last_state == "RUNNING"
     assert orphan.endpoint == "https://modelarts.cn-north-4.myhuaweicloud.com" and orphan.dataset_id == "ds7"
-    assert {w.watch_id for w in store.unfinished_watches(include_running=True)} == {orphan_id, mine}
+    behind_gateway = store.begin_watch("modelarts", "T8", endpoint="https://gw.example.com:8443/modelarts-api/")
+    assert store.watch(behind_gateway).endpoint == "https://gw.example.com:8443/modelarts-api"  # the base path too
+    assert {w.watch_id for w in store.unfinished_watches(include_running=True)} == {orphan_id, mine, behind_gateway}
 
     history = store.load_history(orphan)
     assert len(history) == 10 and history.task_id == "T7"
