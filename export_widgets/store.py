@@ -16,7 +16,7 @@ keyed by (watch, poll number), with the columns of :func:`export_widgets.frames.
 from the watch); :meth:`Store.polls` gives them back as that frame plus ``watch_id``. ``starts``: the exports
 started through :func:`~export_widgets.start.start_export` (a digest of the create request, provider, task and
 dataset ids, when), so an identical start in a new kernel reuses the export. Every text passes through
-:func:`export_widgets.redact.redact_text` and URLs are cut to their host, so no credential or signed URL is written.
+:func:`export_widgets.redact.redact_text`, URLs in texts are cut to their host: no credential or signed URL is written.
 
 Concurrency and cost
 --------------------
