@@ -534,7 +534,19 @@ class Lab:
         """A screenshot for the README: always under test-artifacts; also under docs/ with EW_UPDATE_DOCS=1."""
         target = self.artifacts / f"docs-{name}.png"
         if selector is not None and not full:
-            _element_screenshot(self.page.locator(selector).first, target)
+            element = self.page.locator(selector).first
+            viewport = self.page.viewport_size
+            height = self.page.evaluate("s => document.querySelector(s)?.getBoundingClientRect().height ?? 0",
+                                        selector)
+            tall = viewport is not None and height + 300 > viewport["height"]
+            if tall:  # the whole element, not the part the viewport shows with the status bar across it
+                self.page.set_viewport_size({"width": viewport["width"], "height": int(height) + 400})
+                self.page.wait_for_timeout(300)
+            try:
+                _element_screenshot(element, target)
+            finally:
+                if tall:
+                    self.page.set_viewport_size(viewport)
         else:
             self.page.screenshot(path=str(target), full_page=True)
         if os.environ.get("EW_UPDATE_DOCS") == "1":
