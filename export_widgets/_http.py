@@ -369,6 +369,11 @@ def _reason(exc: BaseException) -> str:
     errno = re.search(r"\[Errno -?\d+\] [^'\")(]+", text)
     if errno:
         return errno.group(0).strip()
+    # A TLS failure (untrusted certificate, wrong name, not TLS at all): ssl's own reason, not urllib3's wrapper,
+    # whose text names the request's path and cut the reason off after 150 characters.
+    tls = re.search(r"\[SSL: \w+\] ([^(]+)", text)
+    if tls:
+        return f"TLS: {tls.group(1).strip()}"
     for marker in ("Connection reset by peer", "Connection aborted", "RemoteDisconnected", "IncompleteRead",
                    "Connection broken", "Read timed out"):
         if marker in text:
