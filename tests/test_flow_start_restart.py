@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ipshell import magic_shell
@@ -70,6 +71,16 @@ def shell(store_path: Path) -> Iterator[InteractiveShell]:
     set_default_store(None)
 
 
+@pytest.fixture
+def qianfan_and_store(live: Simulator, store_path: Path) -> Iterator[tuple[Any, Store]]:
+    """A Qianfan client of the simulator and a store file of this test's own (both closed at the end)."""
+    client = make_client("qianfan", endpoint=live.url, environ=live.env)
+    store = Store(store_path)
+    yield client, store
+    client.close()
+    store.close()
+
+
 def _old_kernel_starts(sim: Simulator, store_path: Path) -> tuple[str, int]:
     env = {**os.environ, **sim.env, "EXPORT_WIDGETS_STORE": str(store_path)}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -110,55 +121,41 @@ def test_run_all_after_a_restart_reuses_the_export_and_continues_its_watch(shell
     assert shell.user_ns["other"].task_id != task_id and live.request_count(operation="create") == 2
 
 
-def test_a_stored_start_that_failed_is_not_reused(live, store_path):
-    store = Store(store_path)
-    client = make_client("qianfan", endpoint=live.url, environ=live.env)
-    try:
-        live.app.set_create_policy({"template": {"duration": 0.1, "outcome": "fail", "fail_at": 50}})
-        failed = start_export(client, "ds-abc", start=False, store=store, notify=lambda _: None)
-        forget_started()  # a new kernel: only the store remembers
-        live.app.set_create_policy({"template": {"duration": 600}})
-        assert wait_for(lambda: client.fetch(failed.ref).state is TaskState.FAILED)
-        again = start_export(client, "ds-abc", start=False, store=store, notify=lambda _: None)
-        assert again.task_id != failed.task_id and not again.reused
-        forget_started()
-        assert start_export(client, "ds-abc", start=False, store=store, notify=lambda _: None).task_id == \
-            again.task_id  # the running one is
-    finally:
-        client.close()
-        store.close()
+QUIET = {"start": False, "notify": lambda _: None}
+
+
+def test_a_stored_start_that_failed_is_not_reused(live, qianfan_and_store):
+    client, store = qianfan_and_store
+    live.app.set_create_policy({"template": {"duration": 0.1, "outcome": "fail", "fail_at": 50}})
+    failed = start_export(client, "ds-abc", store=store, **QUIET)
+    forget_started()  # a new kernel: only the store remembers
+    live.app.set_create_policy({"template": {"duration": 600}})
+    assert wait_for(lambda: client.fetch(failed.ref).state is TaskState.FAILED)
+    again = start_export(client, "ds-abc", store=store, **QUIET)
+    assert again.task_id != failed.task_id and not again.reused
+    forget_started()
+    assert start_export(client, "ds-abc", store=store, **QUIET).task_id == again.task_id  # the running one is
     assert live.request_count(operation="create") == 2
 
 
-def test_without_the_store_or_past_the_window_a_new_kernel_starts_anew(live, store_path):
-    store = Store(store_path)
-    client = make_client("qianfan", endpoint=live.url, environ=live.env)
-    quiet = {"start": False, "notify": lambda _: None}
-    try:
-        first = start_export(client, "ds-abc", store=False, **quiet)
-        forget_started()
-        off = start_export(client, "ds-abc", store=False, **quiet)  # the store is off: nothing to remember
-        assert off.task_id != first.task_id
-        forget_started()
-        stored = start_export(client, "ds-abc", store=store, clock=lambda: 1_000_000.0, **quiet)
-        forget_started()
-        later = start_export(client, "ds-abc", store=store, clock=lambda: 1_000_901.0, **quiet)  # 901 s > 900 s
-        assert later.task_id != stored.task_id
-    finally:
-        client.close()
-        store.close()
+def test_without_the_store_or_past_the_window_a_new_kernel_starts_anew(live, qianfan_and_store):
+    client, store = qianfan_and_store
+    first = start_export(client, "ds-abc", store=False, **QUIET)
+    forget_started()
+    off = start_export(client, "ds-abc", store=False, **QUIET)  # the store is off: nothing to remember
+    assert off.task_id != first.task_id
+    forget_started()
+    stored = start_export(client, "ds-abc", store=store, clock=lambda: 1_000_000.0, **QUIET)
+    forget_started()
+    later = start_export(client, "ds-abc", store=store, clock=lambda: 1_000_901.0, **QUIET)  # 901 s > 900 s
+    assert later.task_id != stored.task_id
     assert live.request_count(operation="create") == 4
 
 
-def test_the_store_keeps_a_digest_of_the_request_and_no_secret(live, store_path):
-    store = Store(store_path)
-    client = make_client("qianfan", endpoint=live.url, environ=live.env)
-    try:
-        started = start_export(client, "ds-abc", bos_path="bos:/private-bucket/exports/", start=False, store=store,
-                               notify=lambda _: None)
-    finally:
-        client.close()
-        store.close()
+def test_the_store_keeps_a_digest_of_the_request_and_no_secret(live, qianfan_and_store, store_path):
+    client, store = qianfan_and_store
+    started = start_export(client, "ds-abc", bos_path="bos:/private-bucket/exports/", store=store, **QUIET)
+    store.close()
     with sqlite3.connect(store_path) as conn:
         rows = conn.execute("SELECT * FROM starts").fetchall()
     assert len(rows) == 1
