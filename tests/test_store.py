@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from export_widgets import frames
+from export_widgets._owner import owner_alive, process_start_time
 from export_widgets.figures import compute_figures
 from export_widgets.history import History, Outcome, PollRecord
 from export_widgets.models import ExportTask, TaskState
@@ -39,8 +40,6 @@ from export_widgets.store import (
     WATCH_COLUMNS,
     Store,
     default_path,
-    owner_alive,
-    process_start_time,
     resolve_location,
 )
 
