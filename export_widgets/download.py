@@ -68,6 +68,8 @@ class DownloadProgress:
     finished: bool = False
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
+    #: The file it is written to (under its final name; never a URL).
+    path: Path | None = None
 
     @property
     def elapsed(self) -> float:
@@ -92,16 +94,11 @@ class DownloadProgress:
     def percent(self) -> float | None:
         return 100.0 * self.done / self.total if self.total else None
 
-    def line(self) -> str:
-        """One status line, tqdm style, like the watch's: ``Qianfan task-1 download 42.0% |████ | 21.0 / 50.0 MiB
-        12.3 MiB/s ETA 2s``."""
-        from .providers import provider_label
-        from .render import _text_bar  # the watch's own bar, so both lines look alike
-
-        percent = self.percent
+    def stats(self) -> list[str]:
+        """Size, rate, ETA (or the time it took) and the recovery notes, in display order: the text line and the
+        notebook card show the same words."""
         size = f"{self.done / MIB:,.1f} / {self.total / MIB:,.1f} MiB" if self.total else f"{self.done / MIB:,.1f} MiB"
-        parts = [f"{provider_label(self.provider)} {self.task_id} download",
-                 f"{percent:.1f}%" if percent is not None else "–%", _text_bar(percent), size]
+        parts = [size]
         rate = self.rate
         if rate is not None:
             parts.append(f"{rate / MIB:,.1f} MiB/s")
@@ -115,7 +112,17 @@ class DownloadProgress:
             parts.append(f"{self.attempts - 1} retries")
         if self.refreshes:
             parts.append(f"link refreshed {self.refreshes}x")
-        return " ".join(parts)
+        return parts
+
+    def line(self) -> str:
+        """One status line, tqdm style, like the watch's: ``Qianfan task-1 download 42.0% |████ | 21.0 / 50.0 MiB
+        12.3 MiB/s ETA 2s``."""
+        from .providers import provider_label
+        from .render import _text_bar  # the watch's own bar, so both lines look alike
+
+        percent = self.percent
+        return " ".join([f"{provider_label(self.provider)} {self.task_id} download",
+                         f"{percent:.1f}%" if percent is not None else "–%", _text_bar(percent), *self.stats()])
 
 
 @dataclass(frozen=True)
@@ -271,7 +278,7 @@ class _Download:
         self.timeout = timeout
         self.sleep = sleep
         self.session = session or _plain_session()
-        self.state = DownloadProgress(ref.task_id, provider=ref.provider)
+        self.state = DownloadProgress(ref.task_id, provider=ref.provider, path=self.target)
         self.etag: str | None = None
         self.where = redact_url(self.url) or "the download link"
 

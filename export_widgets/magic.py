@@ -670,19 +670,26 @@ def _run_start(magics: ExportStatus, args: argparse.Namespace) -> None:
 def _run_download(magics: ExportStatus, args: argparse.Namespace) -> Any:
     """``%export_status --download DIR TASK_ID``: the file (Qianfan) or the copy command (ModelArts)."""
     from .download import TextDownloadView, download_export
-    from .textview import widgets_available
+    from .providers import as_task_source
+    from .textview import in_kernel
 
     if len(args.task_ids) != 1:
         raise UsageError("--download DIR takes exactly one TASK_ID: %export_status --download DIR TASK_ID")
     client, ref = magics._target(args, args.task_ids[0])
-    if widgets_available():
-        from IPython.display import display
+    if not getattr(as_task_source(client), "delivers_by_link", False):
+        result = download_export(client, ref, args.download)  # a copy command: nothing moves, nothing to follow
+    elif in_kernel():
+        from .downloadview import DownloadCardView
 
-        handle = display({"text/plain": f"downloading {ref.task_id} ..."}, raw=True, display_id=True)
-        view = TextDownloadView(every=0.5, write=lambda line: handle.update({"text/plain": line}, raw=True))
+        # one output updated in place (<= 2/s and the end), HTML card + text line: a saved notebook keeps the end
+        card = DownloadCardView(ref.task_id, ref.provider, every=0.5, html=not args.no_widget)
+        try:
+            result = download_export(client, ref, args.download, progress=card)
+        except BaseException as exc:
+            card.fail(exc)
+            raise
     else:
-        view = TextDownloadView(sys.stderr)
-    result = download_export(client, ref, args.download, progress=view)
+        result = download_export(client, ref, args.download, progress=TextDownloadView(sys.stderr))
     magics._store(args, result)
     print(str(result))
     return None

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CSS",
     "TaskView",
+    "badge_html",
     "bar_html",
     "card_html",
     "chart_svg",
@@ -199,10 +200,12 @@ def task_view(monitor: ExportMonitor, now: float | None = None) -> TaskView:
 
 # -- HTML pieces ----------------------------------------------------------------------------------------------
 
-def badge_html(state: DisplayState) -> str:
-    """The coloured state badge (text in the theme's font colour; the colour is the border and tint)."""
+def badge_html(state: DisplayState, label: str | None = None) -> str:
+    """The coloured state badge (text in the theme's font colour; the colour is the border and tint).
+
+    ``label`` replaces the state's own text (a download says DOWNLOADING in the RUNNING colour)."""
     return (f'<span class="ew-badge ew-state ew-state-{state.value}" style="--ew-c:{state.colour}" '
-            f'data-display-state="{state.value}">{esc(state.label)}</span>')
+            f'data-display-state="{state.value}">{esc(state.label if label is None else label)}</span>')
 
 
 def bar_html(progress: float | None, state: DisplayState) -> str:

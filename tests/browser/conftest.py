@@ -173,6 +173,10 @@ def jupyter(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         env.pop(proxy, None)  # the kernels talk to the simulator on 127.0.0.1 directly
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    # kernels start in the server root (a tmp dir): a relative PYTHONPATH (``PYTHONPATH=.``) would not find this
+    # checkout there, and a worktree's kernels would silently import the package's editable install instead
+    env["PYTHONPATH"] = os.pathsep.join(str(Path(part).resolve()) for part in
+                                        env.get("PYTHONPATH", "").split(os.pathsep) if part)
     port, token = _free_port(), secrets.token_hex(16)
     log = base / "jupyter.log"
     command = [

@@ -517,3 +517,94 @@ def test_a_notebook_saved_mid_run_holds_the_latest_state_as_text(lab):
     assert match and float(match.group(1)) >= 5.0, texts[0]  # not the first draw (WAITING / 0 %)
     assert "live view not connected" in texts[0], texts[0]
     lab.page.locator(".ew-widget button[title^='Stop watching']").click()
+
+
+OUTPUT_OF_DOWNLOAD = ".jp-OutputArea-output:has(.ew-download)"
+
+#: The download card as the page shows it now (its output is replaced at each update: read it in one go).
+READ_DOWNLOAD_JS = r"""() => {
+  const cards = document.querySelectorAll('.ew-download'), c = cards[0];
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-Cell .jp-InputPrompt')].map(e => e.innerText.trim());
+  if (!c) return {cards: 0, prompts};
+  const text = sel => { const e = c.querySelector(sel); return e ? e.innerText.trim() : null; };
+  const fill = c.querySelector('.ew-fill'), out = c.closest('.jp-OutputArea-output');
+  return {cards: cards.length, prompts, state: c.dataset.downloadState, badge: text('.ew-badge'),
+          width: parseFloat(fill.dataset.progress),
+          drawn: fill.getBoundingClientRect().width / fill.parentElement.getBoundingClientRect().width * 100,
+          pct: text('.ew-pct'), stats: text('.ew-stats'), path: text('.ew-dl-path'), why: text('.ew-why'),
+          height: out ? out.getBoundingClientRect().height : null, text: c.innerText};
+}"""
+
+
+def test_download_card_fills_and_ends_downloaded(lab):
+    """``%export_status --download`` of a 4 MiB export served slowly (64 KiB per 50 ms: about 3.3 s): one card whose
+    bar fills as bytes arrive, then DOWNLOADED at 100 % with the file; readable and whole in both themes."""
+    import nbformat
+
+    task_id = f"task-dl{lab.uid}"
+    folder = f"dl-{lab.uid}"
+    name = lab.write_notebook(["%load_ext export_widgets", f"%export_status --download {folder} {task_id}"])
+    lab.sim.add_task(TaskSpec("qianfan", task_id, duration=0.2, total_samples=4000, size_mb=4.0,
+                              path=f"bos:/ew-browser-{lab.uid}/exports/export.zip", storage_type="BOS"))
+    lab.sim.set_faults(task_id, [Fault("download_slow", seconds=0.05)])
+    lab.open(name)
+    lab.run_all()
+    shots: list[float] = []
+
+    def mid_way(state: dict) -> None:
+        if not shots and state["cards"] and state["state"] == "downloading" and 25 <= state["width"] <= 75:
+            shots.append(state["width"])
+            assert lab.clipped(OUTPUT_OF_DOWNLOAD) == []
+            _assert_contrast(lab, OUTPUT_OF_DOWNLOAD, "light")
+            lab.docs_screenshot("download-light", OUTPUT_OF_DOWNLOAD)
+
+    samples = lab.sample(READ_DOWNLOAD_JS, lambda s: s["cards"] and s["state"] != "downloading", timeout=30,
+                         on_sample=mid_way)
+    cards = [s for s in samples if s["cards"]]
+    assert all(s["cards"] == 1 for s in cards), "more than one download card"
+    running = [s for s in cards if s["state"] == "downloading"]
+    assert running and all(s["badge"] == "DOWNLOADING" for s in running)
+    widths = [s["width"] for s in running]
+    lab.assert_advancing(widths, min_distinct=3)
+    assert any(0 < w < 100 for w in widths), widths
+    assert all(abs(s["drawn"] - s["width"]) < 1.5 for s in cards), [(s["drawn"], s["width"]) for s in cards]
+    assert any("MiB/s" in s["stats"] and "ETA" in s["stats"] and "/ 4.0 MiB" in s["stats"] for s in running)
+    assert shots, f"no sample between 25 and 75 %: {widths!r}"
+
+    end = cards[-1]
+    assert end["state"] == "downloaded" and end["badge"] == "DOWNLOADED", end
+    assert end["width"] == 100.0 and end["pct"] == "100.0%" and "done in" in end["stats"], end
+    assert end["path"] and end["path"].endswith(f"{folder}/{task_id}-export.zip"), end
+    lab.wait_cells_done()
+    assert (lab.server.root / folder / f"{task_id}-export.zip").stat().st_size == \
+        lab.sim.app.export_file(task_id).size
+    heights = [s["height"] for s in cards if s["height"]]
+    assert max(heights) <= MAX_LIVE_HEIGHT, heights
+    _record("download card height px", max(heights))
+    assert lab.clipped(OUTPUT_OF_DOWNLOAD) == []
+    _assert_contrast(lab, OUTPUT_OF_DOWNLOAD, "light")
+    assert "authorization" not in lab.page_text()  # the file is named, the signed link never
+
+    # saved: the notebook holds the last card (HTML) and its text line
+    lab.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    lab.wait_until(lambda: 'data-download-state=\\"downloaded' in (lab.server.root / name).read_text(), timeout=15,
+                   message="the notebook saved with the final card")
+    outputs = [o for c in nbformat.read(lab.server.root / name, as_version=4).cells for o in c.get("outputs", [])
+               if "text/html" in o.get("data", {})]
+    assert len(outputs) == 1 and outputs[0]["data"]["text/plain"].startswith(f"Qianfan {task_id} download 100.0%")
+
+    lab.set_theme("JupyterLab Dark")
+    try:
+        _assert_contrast(lab, OUTPUT_OF_DOWNLOAD, "dark")
+        lab.docs_screenshot("download-dark", OUTPUT_OF_DOWNLOAD)
+        lab.page.set_viewport_size({"width": 500, "height": 900})  # narrow: the card wraps, nothing is cut off
+        lab.page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        lab.page.wait_for_timeout(500)
+        assert lab.clipped(OUTPUT_OF_DOWNLOAD) == []
+        narrow = lab.page.evaluate(READ_DOWNLOAD_JS)["height"]
+        assert narrow <= 2 * MAX_LIVE_HEIGHT, narrow
+        _record("download card height at 500 px", narrow)
+        lab.screenshot("download-500px", OUTPUT_OF_DOWNLOAD)
+    finally:
+        lab.page.set_viewport_size({"width": 1280, "height": 900})
+        lab.set_theme("JupyterLab Light")
