@@ -129,9 +129,8 @@ def run_watch(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mappi
 
 def _watch_exit(group: Any, watch_timeout: float | None, out: TextIO, err: TextIO) -> int:
     """The final table, one line per task that did not end well, and the exit code."""
-    tasks = [m.latest for m in group if m.latest is not None]
-    if tasks:
-        out.write("\n" + render.task_table(tasks) + "\n")
+    if any(m.latest is not None for m in group):
+        out.write("\n" + render.monitor_table(group) + "\n")
     for monitor in group:
         if monitor.error is not None:
             err.write(f"{PROG} watch: {monitor.task_id}: {one_line(monitor.error)}\n")

@@ -57,7 +57,7 @@ def watch_simulated_tasks(out_dir: Path, *, speed: float, stream: IO[str]) -> tu
         group.wait(stop_on_interrupt=True)
         poller.shutdown()
 
-    _say(stream, "\nFinal state:\n" + render.task_table([m.latest for m in group if m.latest is not None]))
+    _say(stream, "\nFinal state:\n" + render.monitor_table(group))
     out_dir.mkdir(parents=True, exist_ok=True)
     group.summary().to_csv(out_dir / "summary.csv", index=False)
     group.history_frame().to_csv(out_dir / "history.csv", index=False)

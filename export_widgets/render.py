@@ -389,27 +389,38 @@ def text_table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
 TASK_HEADERS = ("TASK ID", "STATE", "PROGRESS", "DONE/TOTAL", "DESTINATION", "ERROR")
 
 
-def task_table(tasks: Sequence[ExportTask]) -> str:
+def task_table(tasks: Sequence[ExportTask], progress: Sequence[float | None] | None = None) -> str:
     """A plain-text table of tasks: id, state, progress, finished/total, destination, error.
 
-    A DOWNLOAD column appears when a task has a download URL, shown without its signed query.
+    ``progress`` replaces the tasks' own figures (what the views show: see :func:`monitor_table`). A DOWNLOAD
+    column appears when a task has a download URL, shown without its signed query.
     """
     with_download = any(task.download_url for task in tasks)
+    shown = [task.progress for task in tasks] if progress is None else list(progress)
     rows = []
-    for task in tasks:
+    for task, percent in zip(tasks, shown, strict=True):
         state = task.state.value
         if task.state is TaskState.UNKNOWN and task.raw_status:
             state += f" ({task.raw_status})"  # the status string the service sent and we do not know
-        progress = f"{task.progress:.1f}%" if task.progress is not None else "-"
+        progress_text = f"{percent:.1f}%" if percent is not None else "-"
         done = "-" if task.finished_samples is None else f"{task.finished_samples:,}"
         total = "-" if task.total_samples is None else f"{task.total_samples:,}"
         destination = task.destination or "-"
         if "://" in destination:
             destination = redact_url(destination) or "-"
         error = " ".join(x for x in (task.error_code, task.error_message) if x) or "-"
-        row = [task.task_id, state, progress, "-" if done == total == "-" else f"{done}/{total}", destination, error]
+        row = [task.task_id, state, progress_text, "-" if done == total == "-" else f"{done}/{total}", destination,
+               error]
         if with_download:
             row.append((redact_url(task.download_url) or "-") if task.download_url else "-")
         rows.append(row)
     headers = TASK_HEADERS + (("DOWNLOAD",) if with_download else ())
     return text_table(rows, headers)
+
+
+def monitor_table(monitors: Iterable[ExportMonitor]) -> str:
+    """:func:`task_table` of the monitors' latest answers, with the progress their views show (a failed Qianfan
+    task reports 0 %: its table row says where it failed, as its line and card do)."""
+    answered = [m for m in monitors if m.latest is not None]
+    return task_table([m.latest for m in answered if m.latest is not None],
+                      [describe(m, m.figures()).progress for m in answered])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -40,6 +41,17 @@ def test_watch_exits_1_when_a_task_failed(live_sim):
     code, out, _ = _run(["watch", "--provider", "modelarts", "--dataset", live_sim.dataset_id,
                          "--interval", "0.05", "MaOk", "MaBad"], live_sim.env)
     assert code == 1 and "FAILED" in out
+
+
+def test_the_final_table_says_where_a_qianfan_task_failed_as_its_line_does():
+    # Qianfan answers progress 0 once a task failed; the line, the card and the table show where it stopped
+    with serve([TaskSpec("qianfan", "task-qf-fail", duration=1.0, outcome="fail", fail_at=50)]) as sim:
+        code, out, _ = _run(["watch", "--provider", "qianfan", "--interval", "0.05", "task-qf-fail"], sim.env)
+    assert code == 1
+    line = re.search(r"task-qf-fail FAILED (\d+\.\d)%", out)
+    row = re.search(r"^task-qf-fail\s+FAILED\s+(\d+\.\d)%", out, re.MULTILINE)
+    assert line and row, out
+    assert row.group(1) == line.group(1) and float(row.group(1)) > 0, out
 
 
 def test_watch_timeout_and_unknown_task(live_sim):
