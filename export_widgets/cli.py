@@ -326,20 +326,16 @@ def _on_signals(signals: Sequence[int], handler: Callable[..., None]) -> Callabl
 
 # -- start and download (issue 15) ------------------------------------------------------------------------------
 
-_CREATE_OPTIONS = ("dataset", "path", "version", "export_type", "export_format", "sample_state", "bos",
-                   "sys_storage")
-
-
 def run_start(args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> int:
     """Start an export, watch it to its end with text lines, optionally download it; 0 when it succeeded."""
     from .providers import CreatesExports
-    from .start import start_export
+    from .start import CREATE_OPTIONS, start_export
     from .textview import TextView
 
     client_class = get_provider(args.provider)
     if not issubclass(client_class, CreatesExports):
         raise ConfigError(f"{client_class.label} cannot start exports here")
-    options = {name: getattr(args, name) for name in _CREATE_OPTIONS}
+    options = {name: getattr(args, name) for name in CREATE_OPTIONS}
     create_args, create_fields = client_class.create_arguments(options)  # before any request
     client = _status_client(args, environ)
     store = _open_store(args, environ)

@@ -32,8 +32,12 @@ from .redact import one_line
 from .render import format_duration
 from .store import StartRecord, Store
 
-__all__ = ["DEFAULT_NOT_FOUND_GRACE", "DEFAULT_REUSE_WINDOW", "StartedExport", "forget_started", "start_export"]
+__all__ = ["CREATE_OPTIONS", "DEFAULT_NOT_FOUND_GRACE", "DEFAULT_REUSE_WINDOW", "StartedExport", "forget_started",
+           "start_export"]
 
+#: The create options of the magic's ``--start`` and of ``export-widgets start`` (argparse names), which each
+#: provider's ``create_arguments`` turns into its create call.
+CREATE_OPTIONS = ("dataset", "path", "version", "export_type", "export_format", "sample_state", "bos", "sys_storage")
 #: Seconds within which the same create request reuses the export it started.
 DEFAULT_REUSE_WINDOW = 900.0
 #: Seconds after a create during which "task not found" is retried.
