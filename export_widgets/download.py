@@ -70,6 +70,8 @@ class DownloadProgress:
     ended: float | None = None
     #: The file it is written to (under its final name; never a URL).
     path: Path | None = None
+    #: The file was already there, whole, from an earlier download: nothing was fetched.
+    already: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -102,6 +104,8 @@ class DownloadProgress:
         rate = self.rate
         if rate is not None:
             parts.append(f"{rate / MIB:,.1f} MiB/s")
+        if self.already:
+            return [*parts, "already there"]
         if self.finished:
             parts.append(f"done in {format_duration(self.elapsed)}")
         else:
@@ -139,8 +143,13 @@ class DownloadResult:
     size: int | None = None
     command: str | None = None
     progress: DownloadProgress | None = None
+    #: True when the file was already there, whole, from an earlier download (nothing was fetched).
+    already: bool = False
 
     def __str__(self) -> str:
+        if self.path is not None and self.already:
+            return (f"{self.task_id} is already downloaded to {self.path} ({(self.size or 0) / MIB:,.2f} MiB): "
+                    "delete it to download it again")
         if self.path is not None:
             return f"downloaded {self.task_id} to {self.path} ({(self.size or 0) / MIB:,.2f} MiB)"
         return f"export {self.task_id} is in {self.source}; copy it with:\n  {self.command}"
@@ -214,12 +223,15 @@ def download_export(
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    overwrite: bool = False,
 ) -> DownloadResult:
     """Download the finished export ``ref`` into ``directory`` (created if missing).
 
     Qianfan: streams ``downloadUrl`` to ``directory/NAME`` (NAME from the URL, prefixed with the task id, or
     ``filename``) with ``progress(DownloadProgress)`` after each chunk; resumes a dropped connection with Range,
     re-signs an expired URL by fetching the task, checks the size, and renames a complete file into place.
+    Safe under "Run All": a file already there under the final name with the size the task announces
+    (``sizeMB``) is kept and nothing is fetched (:attr:`DownloadResult.already`), unless ``overwrite``.
     ModelArts: returns the ``obsutil`` command for the export's OBS directory (nothing is downloaded).
     Errors are one-line :class:`DownloadError` / :class:`ConfigError` and never contain the signed URL.
     """
@@ -237,8 +249,9 @@ def download_export(
         if by_link:
             raise DownloadError(f"{source.label} export {ref.task_id} has no download link")
         return DownloadResult(ref.task_id, _obs_url(task), command=copy_command(task, target_dir))
-    return _Download(source, ref, task, target_dir, filename=filename, progress=progress, chunk_size=chunk_size,
-                     timeout=timeout, session=session, sleep=sleep).run()
+    download = _Download(source, ref, task, target_dir, filename=filename, progress=progress, chunk_size=chunk_size,
+                         timeout=timeout, session=session, sleep=sleep)
+    return (None if overwrite else download.already_there()) or download.run()
 
 
 def _file_name(task_id: str, url: str) -> str:
@@ -281,6 +294,29 @@ class _Download:
         self.state = DownloadProgress(ref.task_id, provider=ref.provider, path=self.target)
         self.etag: str | None = None
         self.where = redact_url(self.url) or "the download link"
+
+    def already_there(self) -> DownloadResult | None:
+        """The result of an earlier download of this export, when its file is whole under the final name.
+
+        A file under the final name was renamed there only once complete, so its size against ``sizeMB`` is the
+        check; without ``sizeMB`` (or with a ``.part`` beside it) the download runs again.
+        """
+        allowed = expected_size_range(self.task.size_mb)
+        try:
+            if allowed is None or self.part.exists() or not self.target.is_file():
+                return None
+            size = self.target.stat().st_size
+        except OSError:
+            return None  # a directory we cannot read: the download says so in its own words
+        if not allowed[0] <= size <= allowed[1]:
+            return None
+        self.state.done = self.state.total = self.state.resumed_from = size
+        self.state.finished = self.state.already = True
+        self.state.ended = time.monotonic()
+        if self.notify is not None:
+            self.notify(self.state)
+        return DownloadResult(self.ref.task_id, self.where, path=self.target, size=size, progress=self.state,
+                              already=True)
 
     # -- the loop ---------------------------------------------------------------------------------------
 

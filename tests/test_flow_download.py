@@ -69,6 +69,29 @@ def test_download_is_whole_atomic_and_a_valid_zip(finished, tmp_path):
     assert sim.request_count(operation="download") == 1
 
 
+def test_run_all_again_keeps_a_whole_file_and_fetches_nothing(finished, tmp_path):
+    sim, client, ref = finished
+    first = download_export(client, ref, tmp_path)
+    stamp = first.path.stat().st_mtime_ns
+    reports: list[DownloadProgress] = []
+    again = download_export(client, ref, tmp_path, progress=reports.append)
+    assert again.already and again.path == first.path and again.size == first.size
+    assert str(again) == (f"task-dl01 is already downloaded to {first.path} (3.01 MiB): delete it to download it "
+                          "again")
+    assert sim.request_count(operation="download") == 1 and first.path.stat().st_mtime_ns == stamp
+    assert reports[-1].finished and reports[-1].percent == 100.0 and reports[-1].rate is None  # no made-up rate
+    assert reports[-1].line().endswith("3.0 / 3.0 MiB already there"), reports[-1].line()
+
+    forced = download_export(client, ref, tmp_path, overwrite=True)
+    assert not forced.already and sim.request_count(operation="download") == 2
+
+    with open(first.path, "r+b") as handle:  # a file of another size under the name is not this export
+        handle.truncate(MIB)
+    redone = download_export(client, ref, tmp_path)
+    assert not redone.already and _sha(redone.path) == sim.app.export_file("task-dl01").sha256()
+    assert sim.request_count(operation="download") == 3
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_interrupted_at_random_bytes_resumes_to_the_exact_bytes(finished, tmp_path, seed):
     sim, client, ref = finished

@@ -51,6 +51,9 @@ def test_qianfan_start_watch_download(shell, live, tmp_path, capsys):
     shown = capsys.readouterr()
     assert f"downloaded {monitor.task_id} to {result.path}" in shown.out
     assert "authorization" not in shown.out + shown.err
+    magic(shell, f"--download {tmp_path} {monitor.task_id} -o again")  # Run All: the file is kept, not fetched
+    assert shell.user_ns["again"].already and live.request_count(operation="download") == 1
+    assert f"{monitor.task_id} is already downloaded to {result.path}" in capsys.readouterr().out
 
 
 def test_rerunning_the_start_cell_reuses_the_export(shell, live, capsys):
