@@ -20,17 +20,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ExportWidgetsError, TaskNotFoundError, TransportError
 from .models import TaskState
 from .monitor import DEFAULT_STALL_AFTER, MAX_INTERVAL, ExportMonitor, MonitorStatus
-from .persist import record, store_for
 from .poller import Poller
 from .providers import CreatesExports, ExportRequest, TaskRef, as_task_source
 from .redact import one_line
 from .render import format_duration
-from .store import StartRecord, Store
+
+if TYPE_CHECKING:  # the store (sqlite3) is imported when an export starts, not with the package
+    from .store import StartRecord, Store
 
 __all__ = ["CREATE_OPTIONS", "DEFAULT_NOT_FOUND_GRACE", "DEFAULT_REUSE_WINDOW", "StartedExport", "forget_started",
            "start_export"]
@@ -144,6 +145,8 @@ def start_export(
     request = client.export_request(*args, **fields)
     say = notify or (lambda text: print(text, file=sys.stderr))
     identity = _identity(client, request)
+    from .persist import store_for
+
     target = store_for(store)
     if target is not None and target.mode == "off":
         target = None
@@ -220,6 +223,8 @@ def _monitor(client: Any, ref: TaskRef, request: ExportRequest, created_at: floa
     monitor.request = request
     monitor.created_at = created_at
     if store is not None:
+        from .persist import record
+
         record(monitor, store, resumed_from=resumed_from)
     if start:
         monitor.start()
