@@ -129,6 +129,22 @@ class ResumeResult:
     resumed_from: list[WatchRecord] = field(default_factory=list)
 
 
+def _newest(watches: Sequence[WatchRecord]) -> WatchRecord:
+    return max(watches, key=lambda w: (w.last_polled_at or w.started_at, w.started_at))
+
+
+def claim_newest(store: Store, watches: Sequence[WatchRecord]) -> WatchRecord | None:
+    """Claim the newest of one task's orphaned ``watches`` to continue it (the others are marked ``superseded``);
+    None when another process claimed it first."""
+    newest = _newest(watches)
+    if not store.claim(newest):
+        return None
+    for other in watches:
+        if other is not newest:
+            store.claim(other, "superseded")
+    return newest
+
+
 def client_for(watch: WatchRecord, *, environ: Mapping[str, str] | None = None, timezone: str | None = None,
                request_timeout: float | None = None) -> ProviderClient:
     """A client for a stored watch: the provider factory with its endpoint and project; credentials from the
@@ -173,7 +189,7 @@ def resume(store: Store | None = None, task_ids: Sequence[str] = (), *, environ:
                            []).append(watch)
     clients = {} if clients is None else clients
     for watches in by_task.values():
-        newest = max(watches, key=lambda w: (w.last_polled_at or w.started_at, w.started_at))
+        newest = _newest(watches)
         client_key = (newest.provider, newest.endpoint, newest.project_id, timezone, request_timeout)
         try:
             client = clients.get(client_key) or client_for(newest, environ=environ, timezone=timezone,
@@ -185,12 +201,9 @@ def resume(store: Store | None = None, task_ids: Sequence[str] = (), *, environ:
         except ExportWidgetsError as exc:
             result.skipped.append(f"{newest.task_id}: cannot resume ({one_line(exc)})")
             continue
-        if not store.claim(newest):
+        if claim_newest(store, watches) is None:
             result.skipped.append(f"{newest.task_id}: already resumed by another process")
             continue
-        for other in watches:
-            if other is not newest:
-                store.claim(other, "superseded")
         record(monitor, store, resumed_from=newest.watch_id)
         result.monitors.append(monitor)
         result.resumed_from.append(newest)

@@ -194,13 +194,10 @@ def _reuse_stored(client: Any, ref: TaskRef, request: ExportRequest, stored: Sta
                   options: dict[str, Any], say: Callable[[str], None], new_hint: str, identity: str
                   ) -> StartedExport:
     """Reuse an export an earlier kernel started: continue that kernel's watch of it if it was left unfinished."""
+    from .persist import claim_newest
+
     orphans = [w for w in store.unfinished_watches() if (w.provider, w.task_id) == (ref.provider, ref.task_id)]
-    continued = None
-    for watch in sorted(orphans, key=lambda w: w.last_polled_at or w.started_at, reverse=True):
-        if continued is None:
-            continued = watch if store.claim(watch) else None  # another kernel may be continuing it right now
-        else:
-            store.claim(watch, "superseded")
+    continued = claim_newest(store, orphans) if orphans else None  # None: another kernel continues it now
     if continued is not None:
         options = {**options, "history": store.load_history(continued)}
     monitor = _monitor(client, ref, request, stored.created_at, store, options,
