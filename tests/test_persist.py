@@ -132,6 +132,16 @@ def orphan(sim: Simulator, store_path: Path, provider: str, task_id: str, datase
                                 "WHERE w.task_id = ?", (task_id,)).fetchone()[0])
 
 
+def _run_to_the_end(sim: Simulator, monitor: ExportMonitor) -> None:
+    """Move the simulator's clock (bounded: 500 steps of 0.1 s) until the watch has ended well."""
+    for _ in range(500):
+        if monitor.done:
+            break
+        sim.clock.advance(0.1)
+        time.sleep(0.01)
+    assert monitor.wait(30) is not None and monitor.status is MonitorStatus.FINISHED
+
+
 # -- recorded by default ----------------------------------------------------------------------------------------
 
 def test_watch_is_recorded_by_default_and_on_done_is_called_once(empty_sim, own_default_store):
@@ -398,12 +408,7 @@ def test_a_bad_webhook_delays_nothing_and_loses_no_poll(empty_sim, store_path, r
     with caplog.at_level(logging.WARNING, logger="export_widgets"):
         monitor = watch(make_client("qianfan", environ=empty_sim.env), "task-w", interval=0.05, store=store,
                         on_done=notifier.notify_end)
-        for _ in range(500):  # bounded
-            if monitor.done:
-                break
-            empty_sim.clock.advance(0.1)
-            time.sleep(0.01)
-        assert monitor.wait(30) is not None and monitor.status is MonitorStatus.FINISHED
+        _run_to_the_end(empty_sim, monitor)
         if mode == "hang":
             assert receiver.wait_for(1) and receiver.answered == 0  # ended while the webhook still hangs
         assert len(store.polls(task_id="task-w")) == len(monitor.history)  # every poll stored, none lost
@@ -490,12 +495,7 @@ def test_a_store_locked_by_another_process_never_holds_a_watch_up(empty_sim, sto
     try:
         with caplog.at_level(logging.WARNING, logger="export_widgets"):
             monitor = watch(empty_sim.qianfan_client(), "task-l", interval=0.05, store=store, on_done=ended.append)
-            for _ in range(500):  # bounded
-                if monitor.done:
-                    break
-                empty_sim.clock.advance(0.1)
-                time.sleep(0.01)
-            assert monitor.wait(30) is not None and monitor.status is MonitorStatus.FINISHED
+            _run_to_the_end(empty_sim, monitor)
             assert _wait_until(lambda: ended == [monitor])
             stored = store.polls(task_id="task-l")
         assert len(stored) == len(monitor.history) == empty_sim.request_count(task_id="task-l")  # kept in memory
